@@ -1,0 +1,22 @@
+# StreamScout developer entry points. `make demo` and `make test` are the two that matter.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: setup test test-unit demo run bench stack-up stack-down clean
+
+setup:            ## install everything missing (apt packages, .venv, Kafka and Flink jars); idempotent
+	bash scripts/setup.sh
+
+test: setup       ## the whole suite: starts the local stack, then unit, integration and e2e tests
+	bash scripts/test.sh
+
+test-unit:        ## fast tests only, no services
+	$(BIN)/pytest -m unit -q
+
+stack-up:
+	$(BIN)/streamscout stack up
+
+stack-down:
+	$(BIN)/streamscout stack down

@@ -1,0 +1,3 @@
+"""StreamScout: live Twitch chat in, highlight clips out."""
+
+__version__ = "0.1.0"
