@@ -269,6 +269,10 @@ class ClipLifecycle:
         self.due_ms = max(now_ms, self.created_ms + self.schedule.fetch_offsets_ms[self.fetches_used])
         return [ScheduleTimer(self.due_ms)]
 
+    def abandon(self, reason: str) -> list:
+        """Fail without calling Twitch (e.g. the channel is already known to refuse clips)."""
+        return self._fail(reason)
+
     # --- helpers -----------------------------------------------------------------------------
     def _attempt(self, now_ms: int) -> list:
         if self.first_attempt_ms is None:
