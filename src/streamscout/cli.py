@@ -19,6 +19,8 @@ from streamscout.common.logging import configure_logging
 LAZY_COMMANDS: dict[str, str] = {
     "db": "streamscout.cli:db",
     "config": "streamscout.cli:show_config",
+    "api": "streamscout.api.cli:api",
+    "stack": "streamscout.stack.cli:stack_group",
 }
 
 
