@@ -19,7 +19,8 @@ class Tokens:
     def access_token(self):
         return self.token
 
-    def refresh(self):
+    def refresh_after_401(self, stale):
+        assert stale == self.token
         self.refreshes += 1
         self.token = f"t{self.refreshes + 1}"
         return self.token
@@ -122,7 +123,9 @@ def test_get_found_missing_and_errors(client):
 
 def test_refreshed_token_is_used_on_the_next_call(client):
     reply(202, {"data": [{"id": "A"}]})
-    client.tokens.refresh()
+    client.create(1)
+    assert client.last_token == "t1"
+    client.tokens.refresh_after_401(client.last_token)
     client.create(1)
     assert Handler.seen[-1][2] == "Bearer t2"
 

@@ -33,7 +33,7 @@ class TokenProvider(Protocol):
 
     def access_token(self) -> str: ...
 
-    def refresh(self) -> str: ...
+    def refresh_after_401(self, stale_access_token: str) -> str: ...
 
 
 def classify(status: int) -> str:
@@ -63,6 +63,7 @@ class HelixClipClient:
         self.client_id = client_id
         self.tokens = tokens
         self.timeout = timeout
+        self.last_token: str | None = None  # what the last call sent (to refresh after a 401)
 
     def create(self, broadcaster_id: int) -> Outcome:
         outcome = self._call("POST", "clips", {"broadcaster_id": str(broadcaster_id)})
@@ -81,7 +82,7 @@ class HelixClipClient:
     def _call(self, method: str, path: str, query: dict) -> Outcome:
         url = self.base_url + path + "?" + urllib.parse.urlencode(query)
         try:
-            token = self.tokens.access_token()
+            token = self.last_token = self.tokens.access_token()
         except Exception as exc:  # a broken token file is an auth problem, not a crash
             return Outcome("unauthorized", None, f"token unavailable: {type(exc).__name__}")
         request = urllib.request.Request(
@@ -345,7 +346,7 @@ class ClipRunner:
                 queue += lc.on_get_result(self.client.get(action.clip_id), self.clock())
             elif isinstance(action, L.RefreshToken):
                 try:
-                    self.tokens.refresh()
+                    self.tokens.refresh_after_401(self.client.last_token or "")
                 except Exception as exc:  # the next call then fails as unauthorized
                     log.error("token refresh failed", extra={"error": type(exc).__name__})
             elif isinstance(action, L.MarkNoClipping):
