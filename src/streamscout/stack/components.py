@@ -295,7 +295,6 @@ class Kafka(Component):
             bootstrap_servers=self.ctx.settings.kafka_bootstrap,
             client_id="streamscout-stack",
             request_timeout_ms=5000,
-            api_version_auto_timeout_ms=3000,
         )
 
     def healthy(self) -> bool:
