@@ -74,7 +74,8 @@ class Daemon:
                 return True
         except ChildProcessError:
             pass
-        return not _alive_with_markers(pid, self.markers)
+        # Not the markers: a launcher script (Flink's) only shows them once it has exec'd java.
+        return not _alive_with_markers(pid, ())
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> bool:
         """Signal the process and wait for it to exit; SIGKILL after ``timeout``. True if it ran."""
