@@ -63,3 +63,29 @@ def postgres_dsn(settings: Settings) -> str:
     yield dsn
     with psycopg.connect(settings.postgres_dsn, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# --- Twitch simulator (owned by the simulator engineer) -------------------------------------
+
+
+@pytest.fixture
+def sim():
+    """Factory: ``sim(scenario="demo", **options)`` starts a Twitch simulator on a free port
+    (options as ``streamscout.sim.start_simulator``) and stops it after the test.
+
+        def test_x(sim):
+            s = sim("steady", clip_delay=0.2)
+            s.info["helix_url"], s.issue_user_token(["clips:edit"])
+    """
+    from streamscout.sim import start_simulator
+
+    started = []
+
+    def start(scenario="demo", **options):
+        handle = start_simulator(scenario, **options)
+        started.append(handle)
+        return handle
+
+    yield start
+    for handle in started:
+        handle.stop()
