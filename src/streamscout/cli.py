@@ -19,6 +19,7 @@ from streamscout.common.logging import configure_logging
 LAZY_COMMANDS: dict[str, str] = {
     "db": "streamscout.cli:db",
     "config": "streamscout.cli:show_config",
+    "sim": "streamscout.sim.cli:sim",
     "api": "streamscout.api.cli:api",
     "stack": "streamscout.stack.cli:stack_group",
 }
