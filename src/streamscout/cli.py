@@ -22,6 +22,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "sim": "streamscout.sim.cli:sim",
     "api": "streamscout.api.cli:api",
     "stack": "streamscout.stack.cli:stack_group",
+    "seed-tokens": "streamscout.auth.cli:seed_tokens",
+    "tokens": "streamscout.auth.cli:tokens",
 }
 
 
