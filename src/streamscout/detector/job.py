@@ -1,0 +1,309 @@
+"""The clip-detector PyFlink job: Kafka chat -> 5 s counts (JVM) -> spikes and clips (Python).
+
+Submitted with ``flink run --python job.py`` (see :mod:`streamscout.detector.submit`); the
+settings travel as ``STREAMSCOUT_*`` environment variables of the submitting process and are
+pickled into the Python operator.
+
+Why this shape (the speed budget is >= 250,000 messages/s on 2 cores):
+
+* Every message is parsed, filtered and counted on the JVM by Flink SQL: a Kafka table with the
+  JSON format (malformed JSON and wrong types become NULL instead of failing the job), an
+  event-time watermark from ``timestamp`` with bounded out-of-orderness and source idleness, and a
+  ``TUMBLE`` window counting per broadcaster. Python sees one row per broadcaster per bucket.
+* Per window row the SQL also counts the raw rows and the ``!commands`` (``text LIKE '!%'`` is
+  :func:`~streamscout.detector.stats.is_command` exactly), so the metrics of messages processed,
+  commands filtered and malformed rows (NULL broadcaster or text) cost nothing per message.
+  Records without a usable ``timestamp`` get event time 0 and are dropped as late by the window
+  (Flink's ``numLateRecordsDropped``); undecodable JSON is skipped by the format.
+* A keyed Python ``KeyedProcessFunction`` holds, per broadcaster, the ``SpikeDetector`` and the
+  open clip lifecycles in one checkpointed ``ValueState`` (with TTL for channels gone quiet),
+  and drives the lifecycles with processing-time timers: the 10 s/2 s/4 s/15 s waits are wall
+  clock, never ``sleep``.
+* Postgres is the source of truth for clips: each detection is inserted before Twitch is called,
+  keyed by (broadcaster, bucket), so a restored or resubmitted job that judges the bucket again
+  finds the row; and the first bucket a key sees after a start adopts that broadcaster's open
+  detections from Postgres (re-arming their timers), so a job started without Flink state loses
+  no pending clip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from pyflink.common import Configuration, Types
+from pyflink.common.time import Time
+from pyflink.datastream import KeyedProcessFunction, RuntimeContext, StreamExecutionEnvironment
+from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
+from pyflink.table import StreamTableEnvironment
+
+from streamscout.common.config import Settings, load_settings
+from streamscout.detector.clips import ClipRunner, DetectionRepository, HelixClipClient
+from streamscout.detector.lifecycle import FAILURE_REASONS, ClipLifecycle, ClipRequest, Schedule
+from streamscout.detector.stats import DetectorParams, OutOfOrderBucket, SpikeDetector
+
+log = logging.getLogger(__name__)
+
+JOB_NAME = "streamscout-clip-detector"
+CONSUMER_GROUP = "streamscout-clip-detector"
+# Broadcasters silent this long lose their state (a new warm-up if they come back).
+STATE_TTL_HOURS = 2
+MALFORMED_KEY = -1
+
+
+def _interval(seconds: float) -> str:
+    """A Flink SQL interval literal (milliseconds precision)."""
+    return f"INTERVAL '{seconds:.3f}' SECOND"
+
+
+def source_ddl(settings: Settings, startup: str = "group-offsets") -> str:
+    """The Kafka chat table. ``startup``: group-offsets (resume the group), earliest or latest."""
+    mode = {"group-offsets": "group-offsets", "earliest": "earliest-offset", "latest": "latest-offset"}[startup]
+    return f"""
+        CREATE TEMPORARY TABLE chat (
+            broadcaster_id BIGINT,
+            `timestamp` BIGINT,
+            `text` STRING,
+            ts AS TO_TIMESTAMP_LTZ(COALESCE(`timestamp`, 0), 3),
+            WATERMARK FOR ts AS ts - {_interval(settings.detector_out_of_orderness_seconds)}
+        ) WITH (
+            'connector' = 'kafka',
+            'topic' = '{settings.topic_chat}',
+            'properties.bootstrap.servers' = '{settings.kafka_bootstrap}',
+            'properties.group.id' = '{CONSUMER_GROUP}',
+            'properties.auto.offset.reset' = 'earliest',
+            'scan.startup.mode' = '{mode}',
+            'scan.watermark.idle-timeout' = '{int(settings.detector_idleness_seconds * 1000)} ms',
+            'format' = 'json',
+            'json.ignore-parse-errors' = 'true',
+            'json.fail-on-missing-field' = 'false'
+        )"""
+
+
+def counts_sql(settings: Settings) -> str:
+    """One row per broadcaster and bucket: (key, first timestamp, raw rows, chat, commands)."""
+    return f"""
+        SELECT
+            COALESCE(broadcaster_id, {MALFORMED_KEY}) AS broadcaster_id,
+            MIN(`timestamp`) AS first_ts,
+            COUNT(*) AS raw_rows,
+            COUNT(*) FILTER (WHERE `text` IS NOT NULL AND `text` NOT LIKE '!%') AS chat,
+            COUNT(*) FILTER (WHERE `text` LIKE '!%') AS commands
+        FROM TABLE(TUMBLE(TABLE chat, DESCRIPTOR(ts), {_interval(settings.detector_bucket_seconds)}))
+        GROUP BY broadcaster_id, window_start, window_end"""
+
+
+def check_tokens(settings: Settings) -> None:
+    """Fail fast: the shared token file must load and Twitch must accept it with our scopes."""
+    from streamscout.auth.provider import SyncTokenProvider
+
+    SyncTokenProvider.from_settings(settings).validate()
+
+
+class DetectorFunction(KeyedProcessFunction):
+    """Per broadcaster: judge each bucket, and run the clip lifecycles with timers.
+
+    State (one pickled dict, checkpointed): ``det`` the detector snapshot, ``clips`` the open
+    lifecycles by detection id, ``adopted`` whether Postgres was consulted since this key's state
+    was created.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        from streamscout.auth.provider import SyncTokenProvider
+        from streamscout.common.logging import configure_logging
+
+        configure_logging(self.settings.log_level, service="detector")
+        self.params = DetectorParams.from_settings(self.settings)
+        self.schedule = Schedule.from_settings(self.settings)
+        tokens = SyncTokenProvider.from_settings(self.settings)
+        tokens.tokens()  # a missing or broken file fails the task with the TokenError's message
+        descriptor = ValueStateDescriptor("broadcaster", Types.PICKLED_BYTE_ARRAY())
+        descriptor.enable_time_to_live(
+            StateTtlConfig.new_builder(Time.hours(STATE_TTL_HOURS))
+            .set_update_type(StateTtlConfig.UpdateType.OnCreateAndWrite)
+            .set_state_visibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
+            .build()
+        )
+        self.state = runtime_context.get_state(descriptor)
+        group = runtime_context.get_metrics_group().add_group("streamscout")
+        self.m_messages = group.counter("messages_processed")
+        self.m_commands = group.counter("commands_filtered")
+        self.m_malformed = group.counter("malformed_records")
+        self.m_buckets = group.counter("buckets_judged")
+        self.m_anomalies = group.counter("anomalies_detected")
+        self.m_created = group.counter("clips_created")
+        self.m_stored = group.counter("clips_stored")
+        self.m_failures = {r: group.add_group("reason", r).counter("clip_failures") for r in FAILURE_REASONS}
+        self.m_latency = group.distribution("create_clip_latency_ms")
+        self.m_detect_lag = group.distribution("detection_lag_ms")
+        self.repository = DetectionRepository(self.settings.postgres_dsn)
+        client = HelixClipClient(
+            self.settings.twitch_helix_url,
+            self.settings.twitch_client_id or tokens.tokens().client_id,
+            tokens,
+            self.settings.http_timeout_seconds,
+        )
+        self.runner = ClipRunner(client, self.repository, tokens, self.schedule, _now_ms, self._metric)
+
+    def close(self) -> None:
+        self.repository.close()
+
+    def _metric(self, name: str, value: float) -> None:
+        if name == "clip_created":
+            self.m_created.inc()
+            self.m_latency.update(int(value))
+        elif name == "clip_stored":
+            self.m_stored.inc()
+        elif name.startswith("clip_failed:"):
+            self.m_failures[name.split(":", 1)[1]].inc()
+
+    # --- state ---------------------------------------------------------------------------
+    def _load(self, broadcaster_id: int) -> tuple[SpikeDetector, dict[int, ClipLifecycle], bool]:
+        data = self.state.value()
+        if data is None:
+            return SpikeDetector(broadcaster_id, self.params), {}, False
+        detector = SpikeDetector.from_state(data["det"], self.params)
+        clips = {int(k): ClipLifecycle.from_state(v) for k, v in data["clips"].items()}
+        return detector, clips, data["adopted"]
+
+    def _save(self, detector: SpikeDetector, clips: dict[int, ClipLifecycle]) -> None:
+        self.state.update(
+            {"det": detector.to_state(), "clips": {k: v.to_state() for k, v in clips.items()}, "adopted": True}
+        )
+
+    # --- events --------------------------------------------------------------------------
+    def process_element(self, row, ctx: KeyedProcessFunction.Context):
+        broadcaster_id, first_ts, raw_rows, chat, commands = row[0], row[1], row[2], row[3], row[4]
+        self.m_messages.inc(raw_rows)
+        self.m_commands.inc(commands)
+        if broadcaster_id == MALFORMED_KEY:
+            self.m_malformed.inc(raw_rows)
+            return
+        self.m_malformed.inc(raw_rows - chat - commands)
+        detector, clips, adopted = self._load(broadcaster_id)
+        timers: list[int] = []
+        if not adopted:
+            found, timers = self.runner.adopt(broadcaster_id, set(clips))
+            clips.update(found)
+        bucket = first_ts - first_ts % self.params.bucket_ms
+        self.m_buckets.inc()
+        try:
+            detection = detector.push(bucket, chat)
+        except OutOfOrderBucket as exc:  # cannot happen with ordered windows; never fatal
+            log.warning("bucket out of order", extra={"broadcaster_id": broadcaster_id, "error": str(exc)})
+            detection = None
+        if detection is not None:
+            now = _now_ms()
+            self.m_anomalies.inc()
+            self.m_detect_lag.update(max(0, now - (bucket + self.params.bucket_ms)))
+            request = ClipRequest(
+                broadcaster_id, bucket, now, detection.count, detection.mean, detection.stddev, detection.score
+            )
+            log.info("spike detected", extra={"broadcaster_id": broadcaster_id, "bucket_start_ms": bucket,
+                                              "count": detection.count, "score": round(detection.score, 2)})
+            started, more = self.runner.begin(request)
+            clips.update(started)
+            timers += more
+            yield f"{broadcaster_id},{bucket},{now},{detection.count},{detection.score:.3f}"
+        self._save(detector, clips)
+        for at in timers:
+            ctx.timer_service().register_processing_time_timer(at)
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
+        detector, clips, _ = self._load(ctx.get_current_key())
+        timers: list[int] = []
+        for detection_id, lc in list(clips.items()):
+            timers += self.runner.fire(detection_id, lc)
+            if lc.done:
+                del clips[detection_id]
+        self._save(detector, clips)
+        for at in timers:
+            ctx.timer_service().register_processing_time_timer(at)
+        return iter(())
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _worker_pythonpath() -> str:
+    import site
+
+    import streamscout
+
+    package_parent = str(Path(streamscout.__file__).resolve().parents[1])
+    return ":".join([*site.getsitepackages(), package_parent])
+
+
+def job_configuration(settings: Settings) -> Configuration:
+    """Checkpointing, retention, restart strategy and the Python runtime of the job."""
+    config = Configuration()
+    checkpoints = (settings.state_dir.resolve() / "flink" / "checkpoints").as_uri()
+    values = {
+        "pipeline.name": JOB_NAME,
+        "parallelism.default": str(settings.detector_parallelism),
+        "execution.checkpointing.interval": f"{int(settings.detector_checkpoint_seconds * 1000)} ms",
+        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+        "execution.checkpointing.num-retained": "3",
+        "execution.checkpointing.dir": checkpoints,
+        "state.backend.type": "hashmap",
+        "restart-strategy.type": "fixed-delay",
+        "restart-strategy.fixed-delay.attempts": "10",
+        "restart-strategy.fixed-delay.delay": "3 s",
+        "table.exec.source.idle-timeout": f"{int(settings.detector_idleness_seconds * 1000)} ms",
+        "python.execution-mode": "thread",
+        # The workers run this interpreter (the project's virtualenv, where pemja and streamscout are).
+        "python.executable": sys.executable,
+        # Thread mode embeds the interpreter, which does not see the virtualenv by itself.
+        "python.pythonpath": _worker_pythonpath(),
+        # Timers and elements wait in a bundle at most this long (the clip delay is 10 s +- 0.5 s).
+        "python.fn-execution.bundle.time": "100",
+    }
+    for key, value in values.items():
+        config.set_string(key, value)
+    return config
+
+
+def build(env: StreamExecutionEnvironment, settings: Settings, startup: str = "group-offsets"):
+    """Assemble the pipeline on ``env`` (the caller executes it)."""
+    t_env = StreamTableEnvironment.create(env)
+    t_env.execute_sql(source_ddl(settings, startup))
+    counts = t_env.sql_query(counts_sql(settings))
+    (
+        t_env.to_data_stream(counts)
+        .key_by(lambda row: row[0], key_type=Types.LONG())
+        .process(DetectorFunction(settings), output_type=Types.STRING())
+        .name("spikes-and-clips")
+        .print()
+    )
+    return t_env
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="StreamScout clip detector (PyFlink job)")
+    parser.add_argument("--startup", choices=["group-offsets", "earliest", "latest"], default="group-offsets")
+    parser.add_argument("--skip-token-check", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    if not args.skip_token_check:
+        from streamscout.auth.errors import TokenError
+
+        try:
+            check_tokens(settings)
+        except TokenError as exc:
+            print(f"clip detector not started: token check failed: {exc}", file=sys.stderr)
+            return 3
+    env = StreamExecutionEnvironment.get_execution_environment(job_configuration(settings))
+    build(env, settings, args.startup)
+    env.execute(JOB_NAME)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
