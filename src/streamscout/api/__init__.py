@@ -1,0 +1,1 @@
+"""The clip API and the page people watch clips on (``streamscout api``)."""

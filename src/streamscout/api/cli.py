@@ -1,0 +1,33 @@
+"""``streamscout api``: serve the clip API and the page with waitress."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from streamscout.cli import get_settings
+
+log = logging.getLogger(__name__)
+
+
+@click.command("api")
+@click.pass_context
+def api(ctx: click.Context) -> None:
+    """Serve GET /, /v1.0/clip, /health, /metrics and /static/* (STREAMSCOUT_API_*)."""
+    import waitress
+    from prometheus_client import CollectorRegistry
+
+    from streamscout.api.app import create_app
+    from streamscout.api.store import ClipStore, pool_from_settings
+
+    settings = get_settings(ctx)
+    pool = pool_from_settings(settings)
+    app = create_app(ClipStore(pool), registry=CollectorRegistry())
+    log.info("api listening", extra={"host": settings.api_host, "port": settings.api_port,
+                                     "threads": settings.api_threads})
+    try:
+        waitress.serve(app, host=settings.api_host, port=settings.api_port, threads=settings.api_threads,
+                       ident="streamscout", _quiet=True)
+    finally:
+        pool.close()
