@@ -24,6 +24,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "stack": "streamscout.stack.cli:stack_group",
     "seed-tokens": "streamscout.auth.cli:seed_tokens",
     "tokens": "streamscout.auth.cli:tokens",
+    "monitor": "streamscout.monitor.cli:monitor",
 }
 
 
