@@ -33,6 +33,9 @@ POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
 PROMETHEUS_BIN = "/usr/bin/prometheus"
 ALERTMANAGER_BIN = "/usr/bin/prometheus-alertmanager"
 REDIS_BIN = "/usr/bin/redis-server"
+NODE_EXPORTER_BIN = "/usr/bin/prometheus-node-exporter"
+# The node exporter's usual 9100 is the monitor's; configs/prometheus.yml scrapes 9101.
+NODE_EXPORTER_PORT = 9101
 # Where a fresh Alertmanager sends Discord notifications unless told otherwise: the discard
 # port on loopback, so a developer stack never posts anywhere by accident.
 DEFAULT_WEBHOOK_URL = "http://127.0.0.1:9/discord-webhook-not-configured"
@@ -461,6 +464,27 @@ class FlinkTaskManager(_Flink):
         return bool(overview and overview.get("taskmanagers", 0) >= 1)
 
 
+class NodeExporter(Component):
+    """Host metrics for the `node` scrape job (HighMemoryUsage), on loopback only."""
+
+    name = "node-exporter"
+
+    def _daemon(self) -> Daemon:
+        return self.ctx.daemon(self.name, "node-exporter", f"127.0.0.1:{NODE_EXPORTER_PORT}")
+
+    def endpoints(self) -> list[Endpoint]:
+        return [Endpoint("127.0.0.1", NODE_EXPORTER_PORT)]
+
+    def address(self) -> str:
+        return f"http://{self.endpoints()[0]}/metrics"
+
+    def healthy(self) -> bool:
+        return _http_ok(self.address()) is not None
+
+    def start(self) -> None:
+        self.daemon.spawn(render.node_exporter_argv(NODE_EXPORTER_BIN, self.endpoints()[0]))
+
+
 class Prometheus(Component):
     name = "prometheus"
 
@@ -565,7 +589,7 @@ class Alertmanager(Component):
 
 
 COMPONENTS: list[type[Component]] = [
-    Postgres, Redis, Kafka, FlinkJobManager, FlinkTaskManager, Prometheus, Alertmanager
+    Postgres, Redis, Kafka, FlinkJobManager, FlinkTaskManager, NodeExporter, Prometheus, Alertmanager
 ]
 
 

@@ -203,6 +203,21 @@ def prometheus_argv(binary: str, config: Path, endpoint: Endpoint, data_dir: Pat
     ]
 
 
+def node_exporter_argv(binary: str, endpoint: Endpoint) -> list[str]:
+    return [
+        binary,
+        f"--web.listen-address={endpoint}",
+        # Only what the dashboards and alerts use; the rest costs CPU on a 2-core box.
+        "--collector.disable-defaults",
+        "--collector.meminfo",
+        "--collector.cpu",
+        "--collector.loadavg",
+        "--collector.filesystem",
+        "--collector.netdev",
+        "--collector.time",
+    ]
+
+
 def alertmanager_argv(binary: str, config: Path, endpoint: Endpoint, data_dir: Path) -> list[str]:
     return [
         binary,
