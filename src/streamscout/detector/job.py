@@ -43,12 +43,12 @@ from pyflink.table import StreamTableEnvironment
 from streamscout.common.config import Settings, load_settings
 from streamscout.detector.clips import ClipRunner, DetectionRepository, HelixClipClient
 from streamscout.detector.lifecycle import FAILURE_REASONS, ClipLifecycle, ClipRequest, Schedule
+from streamscout.detector.submit import JOB_NAME, checkpoint_root
 from streamscout.detector.stats import DetectorParams, OutOfOrderBucket, SpikeDetector
 
 log = logging.getLogger(__name__)
 
-JOB_NAME = "streamscout-clip-detector"
-CONSUMER_GROUP = "streamscout-clip-detector"
+CONSUMER_GROUP = JOB_NAME
 # Broadcasters silent this long lose their state (a new warm-up if they come back).
 STATE_TTL_HOURS = 2
 MALFORMED_KEY = -1
@@ -244,14 +244,13 @@ def _worker_pythonpath() -> str:
 def job_configuration(settings: Settings) -> Configuration:
     """Checkpointing, retention, restart strategy and the Python runtime of the job."""
     config = Configuration()
-    checkpoints = (settings.state_dir.resolve() / "flink" / "checkpoints").as_uri()
     values = {
         "pipeline.name": JOB_NAME,
         "parallelism.default": str(settings.detector_parallelism),
         "execution.checkpointing.interval": f"{int(settings.detector_checkpoint_seconds * 1000)} ms",
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
         "execution.checkpointing.num-retained": "3",
-        "execution.checkpointing.dir": checkpoints,
+        "execution.checkpointing.dir": checkpoint_root(settings).as_uri(),
         "state.backend.type": "hashmap",
         "restart-strategy.type": "fixed-delay",
         "restart-strategy.fixed-delay.attempts": "10",
