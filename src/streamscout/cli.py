@@ -19,12 +19,14 @@ from streamscout.common.logging import configure_logging
 LAZY_COMMANDS: dict[str, str] = {
     "db": "streamscout.cli:db",
     "config": "streamscout.cli:show_config",
+    "backtest": "streamscout.backtest.cli:backtest",
     "sim": "streamscout.sim.cli:sim",
     "api": "streamscout.api.cli:api",
     "stack": "streamscout.stack.cli:stack_group",
     "seed-tokens": "streamscout.auth.cli:seed_tokens",
     "tokens": "streamscout.auth.cli:tokens",
     "monitor": "streamscout.monitor.cli:monitor",
+    "detector": "streamscout.detector.cli:detector",
 }
 
 
