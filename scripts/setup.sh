@@ -93,7 +93,7 @@ if verify_jars; then
 else
   log "resolving Kafka and the Flink Kafka connector with Maven into $JARS_DIR"
   rm -rf "$JARS_DIR/kafka" "$JARS_DIR/flink"
-  mvn -B -q --strict-checksums -f tools/jvm/pom.xml -Djars.dir="$JARS_DIR" package
+  mvn -B -q -Dstyle.color=never --strict-checksums -f tools/jvm/pom.xml -Djars.dir="$JARS_DIR" package
   if ! verify_jars; then
     echo "setup: the jars Maven resolved do not match tools/jvm/jars.lock:" >&2
     (cd "$JARS_DIR" && grep -v '^#' "$LOCK" | sha256sum --check --strict 2>&1 | grep -v ': OK$') >&2 || true
