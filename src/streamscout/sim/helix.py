@@ -40,6 +40,9 @@ class Bucket:
                 "Ratelimit-Reset": str(int(reset) + 1)}
 
 
+RATELIMIT_HEADERS = web.RequestKey("ratelimit_headers", dict)
+
+
 def _cursor(offset: int) -> str:
     return base64.urlsafe_b64encode(f'{{"o":{offset}}}'.encode()).decode()
 
@@ -85,11 +88,11 @@ def routes(world: World) -> list[web.RouteDef]:
         bucket = buckets.setdefault(token.access_token, Bucket(world.rate_limit, world.rate_limit, now))
         if not bucket.take(now):
             return twitch_error(429, "Too Many Requests", headers=bucket.headers(now))
-        request["ratelimit"] = bucket.headers(now)
+        request[RATELIMIT_HEADERS] = bucket.headers(now)
         return token
 
     def answer(request: web.Request, body: dict, status: int = 200) -> web.Response:
-        return web.json_response(body, status=status, headers=request.get("ratelimit"))
+        return web.json_response(body, status=status, headers=request.get(RATELIMIT_HEADERS))
 
     async def get_streams(request: web.Request) -> web.Response:
         token = authorize(request)
