@@ -66,11 +66,14 @@ def test_kafka_argv_puts_every_jar_on_the_classpath():
 
 
 def test_flink_config_targets_the_stack():
+    base = {"env": {"java": {"opts": {"all": "--add-opens=java.base/java.util=ALL-UNNAMED"}}}, "rest": {"port": 8081}}
     config = render.flink_config(
+        base=base,
         rest=Endpoint("127.0.0.1", 58081), python=Path("/repo/.venv/bin/python"),
         checkpoint_dir=Path("/s/flink/checkpoints"), tmp_dir=Path("/s/flink/tmp"),
     )
     assert config["rest.port"] == 58081
+    assert config["env.java.opts.all"] == "--add-opens=java.base/java.util=ALL-UNNAMED"
     assert config["rest.bind-address"] == "127.0.0.1"
     assert config["taskmanager.numberOfTaskSlots"] == 4
     assert config["python.executable"] == "/repo/.venv/bin/python"
@@ -79,6 +82,10 @@ def test_flink_config_targets_the_stack():
     # One file for both processes: each gets its reporter port on its command line instead.
     assert "metrics.reporter.prom.port" not in config
     assert yaml.safe_load(render.flink_config_yaml(config)) == config
+
+
+def test_flatten_joins_nested_keys():
+    assert render.flatten({"a": {"b": 1, "c": {"d": "x"}}, "e": [1]}) == {"a.b": 1, "a.c.d": "x", "e": [1]}
 
 
 def test_flink_memory_fits_the_machine():

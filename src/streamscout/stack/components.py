@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import yaml
+
 from streamscout.common.config import Settings
 from streamscout.stack import render
 from streamscout.stack.ports import Endpoint, endpoint_of_url, parse_host_port
@@ -399,6 +401,7 @@ class _Flink(Component):
         for source in (home / "conf").glob("log*"):
             shutil.copyfile(source, self.conf_dir / source.name)
         config = render.flink_config(
+            base=yaml.safe_load((home / "conf" / "config.yaml").read_text()) or {},
             rest=self.rest(), python=self.ctx.venv_python, checkpoint_dir=flink / "checkpoints", tmp_dir=flink / "tmp"
         )
         (self.conf_dir / "config.yaml").write_text(render.flink_config_yaml(config))

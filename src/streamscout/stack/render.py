@@ -145,8 +145,21 @@ def kafka_argv(java: str, jars_dir: Path, config_dir: Path, main: list[str]) -> 
     ]
 
 
+def flatten(nested: dict, prefix: str = "") -> dict:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``: Flink's config.yaml accepts either form."""
+    flat = {}
+    for key, value in nested.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
 def flink_config(
     *,
+    base: dict,
     rest: Endpoint,
     python: Path,
     checkpoint_dir: Path,
@@ -155,10 +168,13 @@ def flink_config(
 ) -> dict:
     """Flink 2.x ``config.yaml`` (flat keys) for one JobManager and one TaskManager on loopback.
 
+    ``base`` is the distribution's own config.yaml: it carries the JVM ``--add-opens`` flags
+    Flink needs on Java 17, which are kept; everything the stack cares about is overridden.
+
     The Prometheus reporter's port is not here: the JobManager and TaskManager share this
     file and get their own port with ``-D metrics.reporter.prom.port=...`` at start-up.
     """
-    return {
+    return flatten(base) | {
         "jobmanager.rpc.address": rest.host,
         "jobmanager.rpc.port": FLINK_RPC_PORT,
         "jobmanager.bind-host": rest.host,
