@@ -27,6 +27,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "tokens": "streamscout.auth.cli:tokens",
     "monitor": "streamscout.monitor.cli:monitor",
     "detector": "streamscout.detector.cli:detector",
+    "demo": "streamscout.supervisor.cli:demo",
+    "run": "streamscout.supervisor.cli:run",
 }
 
 
