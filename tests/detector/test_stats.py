@@ -321,3 +321,10 @@ def test_events_are_ignored_without_discount():
     detector = small()
     run(detector, [0, 0, 0, 0])
     assert detector.push(4 * B, 50, events=3) is not None
+
+
+def test_flood_events_are_raids_and_gift_floods_once():
+    from streamscout.detector.stats import is_flood_event
+
+    assert is_flood_event("raid") and is_flood_event("submysterygift")
+    assert not any(is_flood_event(kind) for kind in ("subgift", "sub", "resub", "", None))

@@ -86,11 +86,19 @@ MODIFIERS = ("discount",)
 # MAD * 1.4826 estimates sigma for normally distributed data.
 MAD_TO_SIGMA = 1.4826
 STATE_VERSION = 1
+# Channel events that bring a flood of chat with them (IRC USERNOTICE msg-id). One per flood:
+# the `subgift` notices that follow a `submysterygift` are the same flood.
+FLOOD_EVENTS = frozenset({"raid", "submysterygift"})
 
 
 def is_command(text: str) -> bool:
     """True when a chat message is a bot command (its very first character is ``!``)."""
     return text.startswith("!")
+
+
+def is_flood_event(event_type: str | None) -> bool:
+    """True for the channel events ``+discount`` variants count (raids, gift-sub floods)."""
+    return event_type in FLOOD_EVENTS
 
 
 def bucket_start_ms(timestamp_ms: int, bucket_ms: int) -> int:
