@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+
+import aiohttp
 from typing import Any, Callable
 
 from twitchAPI.twitch import Twitch
@@ -33,3 +35,42 @@ async def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(interval)
+
+
+class RawIrc:
+    """A bare IRC-over-WebSocket client, for what pyTwitchAPI hides (421, NOTICEs, USERNOTICE)."""
+
+    def __init__(self, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.session, self.ws, self.lines = session, ws, []
+
+    @classmethod
+    async def connect(cls, sim, token: str | None = None, nick: str | None = None) -> "RawIrc":
+        session = aiohttp.ClientSession()
+        client = cls(session, await session.ws_connect(sim.info["chat_url"]))
+        token = token or sim.issue_user_token(["chat:read"])["access_token"]
+        await client.send("CAP REQ :twitch.tv/membership twitch.tv/tags twitch.tv/commands",
+                          f"PASS oauth:{token}", f"NICK {nick or sim.info['bot_login']}")
+        return client
+
+    async def send(self, *lines: str) -> None:
+        for line in lines:
+            await self.ws.send_str(line)
+
+    async def read_until(self, predicate: Callable[[str], bool], timeout: float = 5.0) -> str:
+        """Read lines until one matches; every line read stays in self.lines."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise AssertionError(f"no matching line within {timeout} s; last lines: {self.lines[-5:]}")
+            message = await self.ws.receive(timeout=remaining)
+            if message.type != aiohttp.WSMsgType.TEXT:
+                raise ConnectionError(f"socket closed ({message.type.name})")
+            for line in message.data.split("\r\n"):
+                self.lines.append(line)
+                if predicate(line):
+                    return line
+
+    async def close(self) -> None:
+        await self.ws.close()
+        await self.session.close()

@@ -5,7 +5,8 @@ Three formats occur in ``../shared/datasets`` and in the wild:
 * raw IRCv3 transcripts (``@tags :nick!nick@host PRIVMSG #channel :text``), e.g.
   ``go-twitch-irc/channel_xqcow_2019-09-15.irc.txt``; time = ``tmi-sent-ts``;
 * ``YYYY-MM-DD_HH:MM:SS ;;; <raw IRC line>`` logs (dsteffan); time = the prefix, read as
-  UTC with 1 s resolution (the IRC lines carry no tags);
+  UTC with 1 s resolution (the IRC lines carry no tags); an unstamped line continues the
+  previous entry (the logger wrote multi-line socket reads that way);
 * Twitch VOD-comment JSON (``verbose_chat.json.gz`` of bocru-twitch-chats, a JSON array).
   ``createdAt`` is the message time, except where it is known to be wrong (the arypie
   broadcasts of 2021-2023: it sits near the stream start); whenever ``vod.json`` lies
@@ -132,19 +133,22 @@ def iter_records(path: str | Path, fmt: str | None = None) -> Iterator[ChatRecor
         yield from _vod_records(path)
         return
     with _open_text(path) as handle:
+        ts = None
         for number, line in enumerate(handle, 1):
             if not line.strip():
                 continue
-            ts = None
             if fmt == TIMESTAMPED:
-                stamp, sep, line = line.partition(LOG_SEPARATOR)
-                if not sep:
+                stamp, sep, rest = line.partition(LOG_SEPARATOR)
+                if sep:
+                    line = rest
+                    try:
+                        ts = int(dt.datetime.strptime(stamp.strip(), "%Y-%m-%d_%H:%M:%S")
+                                 .replace(tzinfo=dt.timezone.utc).timestamp() * 1000)
+                    except ValueError:
+                        raise RecordingError(f"{path}:{number}: bad time stamp {stamp!r}") from None
+                elif ts is None:
                     raise RecordingError(f"{path}:{number}: expected 'YYYY-MM-DD_HH:MM:SS ;;; <line>'")
-                try:
-                    ts = int(dt.datetime.strptime(stamp.strip(), "%Y-%m-%d_%H:%M:%S")
-                             .replace(tzinfo=dt.timezone.utc).timestamp() * 1000)
-                except ValueError:
-                    raise RecordingError(f"{path}:{number}: bad time stamp {stamp!r}") from None
+                # a line without a stamp continues the previous entry's multi-line chunk
             record = parse_irc_line(line, ts)
             if record is not None:
                 yield record
@@ -190,15 +194,18 @@ def _vod_record(comment: Mapping, channel: str, start_ms: int | None) -> ChatRec
     text_parts, emotes, position = [], [], 0
     for fragment in message.get("fragments") or []:
         text = fragment.get("text") or ""
-        emote = fragment.get("emote")
-        if emote and emote.get("emoteID") and text:
-            emotes.append((emote["emoteID"], position, position + len(text) - 1))
+        emote = fragment.get("emote") or {}
+        emote_id = emote.get("emoteID") or emote.get("emoticon_id")  # GQL / older v5 comment format
+        if emote_id and text:
+            emotes.append((str(emote_id), position, position + len(text) - 1))
         text_parts.append(text)
         position += len(text)
-    badges = ",".join(f"{b['setID']}/{b['version']}" for b in message.get("userBadges") or [] if b)
+    badges = ",".join(f"{b.get('setID') or b.get('_id')}/{b.get('version', '')}"
+                      for b in message.get("userBadges") or [] if b and (b.get("setID") or b.get("_id")))
     tags = {"badges": badges, "color": message.get("userColor") or "", "display-name": commenter.get("displayName") or ""}
     return ChatRecord(channel, ts, (commenter.get("login") or "").lower(), "".join(text_parts), "PRIVMSG",
-                      str(commenter.get("id") or ""), "", comment.get("id", ""), tags, tuple(emotes), "")
+                      str(commenter.get("id") or ""), str(comment.get("channelId") or ""), comment.get("id", ""),
+                      tags, tuple(emotes), "")
 
 
 def _vod_start_ms(vod_json: Path) -> int | None:
