@@ -1,0 +1,209 @@
+"""At-least-once publishing to Kafka that never blocks the chat reader and never gives up.
+
+kafka-python's ``send()`` blocks (up to ``max_block_ms``) while it has no metadata, its
+accumulator is unbounded, and a record whose delivery times out is simply failed. So the chat
+thread only appends to a bounded in-memory backlog (:meth:`Publisher.publish`, a deque append);
+one publisher thread creates the producer (retrying while no broker answers), moves records
+from the backlog into the producer while fewer than ``max_in_flight`` are unacknowledged, and
+puts every failed record back into the backlog. A broker outage therefore fills the backlog,
+makes :meth:`healthy` false, and drains by itself when Kafka returns. Nothing is lost unless the
+backlog overflows (``max_backlog`` records, oldest dropped and counted as publish errors).
+Records can be delivered twice (a retried batch that had in fact been written): at-least-once.
+
+    pub = Publisher(lambda: KafkaProducer(**producer_config("127.0.0.1:59092")), metrics)
+    pub.start()
+    pub.publish("chat-messages", b"71092938", b'{"broadcaster_id": ...}')
+    pub.close(timeout=5)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from typing import Any, Callable, Optional
+
+from streamscout.monitor.metrics import MonitorMetrics
+
+log = logging.getLogger(__name__)
+
+Item = tuple[str, bytes, bytes]  # topic, key, value
+
+
+def producer_config(bootstrap: str, compression: Optional[str] = "gzip", linger_ms: int = 20) -> dict[str, Any]:
+    """kafka-python settings tuned for many small chat records.
+
+    acks=all with idempotence (no duplicates from the producer's own retries), larger batches
+    and a short linger so records travel in batches; gzip because it is the codec available
+    without extra native packages (see docs/monitor.md for the measurement).
+    """
+    return {
+        "bootstrap_servers": bootstrap.split(","),
+        "acks": "all",
+        "enable_idempotence": True,
+        "retries": 2**31 - 1,
+        "compression_type": compression,
+        "linger_ms": linger_ms,
+        "batch_size": 256 * 1024,
+        "max_request_size": 4 * 1024 * 1024,
+        # Bounded waits: the publisher thread re-queues what fails, so nothing waits forever.
+        "max_block_ms": 2000,
+        "request_timeout_ms": 10_000,
+        "delivery_timeout_ms": 30_000,
+        "reconnect_backoff_max_ms": 2000,
+        "retry_backoff_ms": 200,
+        "metadata_max_age_ms": 30_000,
+    }
+
+
+class Publisher:
+    """See the module docstring. Thread-safe :meth:`publish`; one background thread."""
+
+    def __init__(
+        self,
+        producer_factory: Callable[[], Any],
+        metrics: MonitorMetrics,
+        *,
+        max_backlog: int = 1_000_000,
+        max_in_flight: int = 100_000,
+        stall_seconds: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._factory = producer_factory
+        self._metrics = metrics
+        self._max_backlog = max_backlog
+        self._max_in_flight = max_in_flight
+        self._stall_seconds = stall_seconds
+        self._clock = clock
+        self._backlog: deque[Item] = deque()
+        self._in_flight = 0
+        self._lock = threading.Lock()  # guards _in_flight and the ack bookkeeping
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._producer: Any = None
+        self._last_ack = clock()
+        self._last_error: Optional[str] = None
+        self._thread = threading.Thread(target=self._run, name="kafka-publisher", daemon=True)
+
+    # --- called from any thread ---------------------------------------------------------
+    def publish(self, topic: str, key: bytes, value: bytes) -> None:
+        """Queue one record; never blocks. Overflow drops the oldest record (counted)."""
+        if len(self._backlog) >= self._max_backlog:
+            try:
+                self._backlog.popleft()
+            except IndexError:
+                pass
+            self._metrics.messages_dropped.inc()
+            self._last_error = "backlog full: oldest record dropped"
+        self._backlog.append((topic, key, value))
+        if len(self._backlog) == 1:
+            self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        """Records not yet acknowledged by Kafka (backlog + in flight)."""
+        return len(self._backlog) + self._in_flight
+
+    def healthy(self) -> tuple[bool, str]:
+        """(ok, detail): a producer exists and unacknowledged records are being acknowledged."""
+        if self._producer is None:
+            return False, self._last_error or "not connected"
+        idle = self._clock() - self._last_ack
+        if self.pending and idle > self._stall_seconds:
+            return False, f"{self.pending} records unacknowledged for {idle:.0f}s"
+        return True, f"{self.pending} pending"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self, timeout: float = 5.0) -> int:
+        """Send what is queued, flush, close; returns how many records were left unsent."""
+        deadline = self._clock() + timeout
+        self._stopping.set()
+        self._wake.set()
+        self._thread.join(max(0.0, deadline - self._clock()))
+        producer = self._producer
+        if producer is not None:
+            try:
+                producer.flush(timeout=max(0.1, deadline - self._clock()))
+            except Exception as exc:  # a timeout here means records stay unsent: reported below
+                log.warning("kafka flush did not complete", extra={"error": str(exc)})
+            try:
+                producer.close(timeout=max(0.1, deadline - self._clock()))
+            except Exception as exc:
+                log.warning("kafka close failed", extra={"error": str(exc)})
+        left = self.pending
+        if left:
+            log.error("records left unsent at shutdown", extra={"records": left})
+        return left
+
+    # --- the publisher thread -----------------------------------------------------------
+    def _run(self) -> None:
+        backoff = 0.2
+        while True:
+            if self._producer is None:
+                if self._stopping.is_set():
+                    return
+                try:
+                    self._producer = self._factory()
+                    self._metrics.kafka_connected.set(1)
+                    log.info("kafka producer connected")
+                    backoff = 0.2
+                except Exception as exc:  # NoBrokersAvailable and friends: retry forever
+                    self._last_error = f"cannot connect: {exc}"
+                    self._metrics.kafka_connected.set(0)
+                    self._stopping.wait(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+            moved = self._drain()
+            if self._stopping.is_set() and not self._backlog:
+                return  # close() flushes what is in flight
+            if not moved:
+                self._wake.clear()
+                if not self._backlog:
+                    self._wake.wait(0.1)
+                else:
+                    time.sleep(0.005)  # in-flight window full: let acks arrive
+
+    def _drain(self) -> int:
+        moved = 0
+        producer = self._producer
+        while self._backlog and self._in_flight < self._max_in_flight:
+            item = self._backlog.popleft()
+            topic, key, value = item
+            started = self._clock()
+            try:
+                future = producer.send(topic, key=key, value=value)
+            except Exception as exc:  # metadata unavailable (broker down at start), too large, ...
+                self._backlog.appendleft(item)
+                self._note_error(f"send failed: {exc}")
+                self._stopping.wait(0.5)
+                return moved
+            with self._lock:
+                self._in_flight += 1
+            future.add_callback(self._on_ack, started)
+            future.add_errback(self._on_error, item)
+            moved += 1
+        return moved
+
+    def _on_ack(self, started: float, _metadata: Any) -> None:
+        now = self._clock()
+        with self._lock:
+            self._in_flight -= 1
+            self._last_ack = now
+        self._metrics.messages_published.inc()
+        self._metrics.kafka_send_seconds.observe(now - started)
+
+    def _on_error(self, item: Item, exc: BaseException) -> None:
+        with self._lock:
+            self._in_flight -= 1
+        self._backlog.append(item)  # at-least-once: try again
+        self._note_error(f"delivery failed: {exc}")
+        self._wake.set()
+
+    def _note_error(self, message: str) -> None:
+        self._metrics.publish_errors.inc()
+        if message != self._last_error:
+            log.warning("kafka publish problem", extra={"error": message})
+        self._last_error = message
