@@ -146,7 +146,10 @@ def test_bad_inject_spec_is_a_usage_error(tmp_path):
 @given(counts=st.lists(st.integers(0, 4) | st.integers(0, 60), min_size=70, max_size=200),
        variant=st.sampled_from(variant_names()), raid_at=st.integers(0, 199))
 def test_pushing_only_non_empty_buckets_gives_the_same_detections(counts, variant, raid_at):
-    """The Flink job never sees empty buckets; gap filling must make that irrelevant."""
+    """The Flink job never sees empty buckets; gap filling must make that irrelevant.
+
+    Both start at the same first bucket: a broadcaster's history starts with its first message.
+    """
     params = DetectorParams(variant=variant)
     events = {raid_at: 1}
     dense = SpikeDetector(1, params)
