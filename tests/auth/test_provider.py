@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from datetime import timedelta
 
 import pytest
@@ -180,3 +181,8 @@ def test_two_providers_share_one_registry(store, twitch, registry):
     provider_for(store, twitch, registry)
     provider_for(store, twitch, registry)  # no duplicate-registration error
     assert failures(registry, "other") == 0
+
+
+def test_pickling_is_refused_so_the_secret_never_lands_in_a_flink_job_graph(store, twitch, registry):
+    with pytest.raises(TypeError, match=r"build it in the operator's open\(\)"):
+        pickle.dumps(provider_for(store, twitch, registry))

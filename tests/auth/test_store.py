@@ -173,6 +173,24 @@ def test_current_rereads_only_after_another_process_saved(store, path):
     assert store.current() is seen
 
 
+def test_a_running_process_keeps_its_tokens_when_the_file_goes_bad(store, path, caplog):
+    good = store.save(make_tokens())
+    for damage in (lambda: path.write_text("{broken"), path.unlink):
+        damage()
+        with caplog.at_level("ERROR", logger="streamscout.auth.store"):
+            assert store.current() is good
+            assert store.current() is good
+        assert [r.message for r in caplog.records] == ["token file became unusable; keeping the tokens read earlier"]
+        assert good.access_token not in caplog.text
+        caplog.clear()
+    repaired = TokenStore(path).save(make_tokens(access_token="access-repaired"))
+    assert store.current() == repaired
+    with pytest.raises(TokenFileCorrupt):  # a refresh must read the file, so it fails loudly
+        path.write_text("{broken")
+        os.chmod(path, 0o600)
+        store.refresh(repaired.access_token, lambda rt: TokenPair("a", "r"))
+
+
 def test_stale_temp_files_of_killed_writers_are_cleaned_up(store, path):
     store.save(make_tokens())
     leftover = path.parent / f".{path.name}.abc123.tmp"

@@ -12,7 +12,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -176,7 +176,8 @@ async def _device_flow(settings: Settings, store: TokenStore, client_id: str, ti
     from streamscout.auth.runtime import auth_scopes
 
     twitch = Twitch(client_id, authenticate_app=False, base_url=settings.twitch_helix_url,
-                    auth_base_url=settings.twitch_auth_url)
+                    auth_base_url=settings.twitch_auth_url,
+                    session_timeout=aiohttp.ClientTimeout(total=settings.http_timeout_seconds))
     flow = CodeFlow(twitch, auth_scopes(REQUIRED_SCOPES), auth_base_url=settings.twitch_auth_url)
     try:
         user_code, verification_uri = await flow.get_code()
@@ -302,7 +303,9 @@ def check(ctx, token_file, client_id, client_secret_file, client_secret, refresh
     click.echo(f"user:       {answer.login} (id {answer.user_id})")
     click.echo(f"client id:  {tokens_now.client_id}")
     click.echo(f"scopes:     {' '.join(answer.scopes)}")
-    expiry = "unknown" if answer.expires_in is None else f"in {_duration(answer.expires_in)}"
+    expiry = "unknown" if answer.expires_in is None else (
+        f"in {_duration(answer.expires_in)} (at {_when(utc_now() + timedelta(seconds=answer.expires_in))})"
+    )
     click.echo(f"expires:    {expiry}" + (" (refreshed just now)" if refreshed else ""))
     click.echo(f"authorised: {_when(tokens_now.issued_at)}")
     click.echo("ok")

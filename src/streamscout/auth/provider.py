@@ -111,6 +111,13 @@ class SyncTokenProvider:
     def __repr__(self) -> str:
         return f"SyncTokenProvider({self.store!r}, client_id={self.client_id!r})"
 
+    def __getstate__(self):
+        # PyFlink pickles operators into the job graph, which Flink stores and ships around.
+        raise TypeError(
+            "SyncTokenProvider is not picklable: it holds the client secret; build it in the "
+            "operator's open() from settings instead"
+        )
+
     @classmethod
     def from_settings(
         cls, settings: Settings, *, token_file: Path | str | None = None, registry: CollectorRegistry = REGISTRY

@@ -16,9 +16,9 @@ also set, so a refresh pyTwitchAPI makes on another path is saved to the file to
 from __future__ import annotations
 
 import asyncio
-import logging
 from pathlib import Path
 
+import aiohttp
 from prometheus_client import REGISTRY, CollectorRegistry
 from twitchAPI.twitch import Twitch
 from twitchAPI.type import AuthScope
@@ -26,9 +26,6 @@ from twitchAPI.type import AuthScope
 from streamscout.auth.provider import SyncTokenProvider
 from streamscout.auth.store import TokenPair
 from streamscout.common.config import Settings
-
-log = logging.getLogger(__name__)
-
 
 def auth_scopes(scopes: tuple[str, ...]) -> list[AuthScope]:
     """pyTwitchAPI's enum members for scope strings (unknown ones are dropped: pyTwitchAPI only
@@ -78,6 +75,7 @@ async def authenticated_twitch(
     service can exit at once with ``str(error)``.
 
     No app access token is requested: every call StreamScout makes accepts the user token.
+    Each Helix request times out after ``settings.http_timeout_seconds``.
     """
     provider = provider or SyncTokenProvider.from_settings(settings, token_file=token_file, registry=registry)
     tokens = await asyncio.to_thread(provider.tokens)
@@ -88,6 +86,8 @@ async def authenticated_twitch(
         authenticate_app=False,
         base_url=settings.twitch_helix_url,
         auth_base_url=provider.auth_url,
+        # pyTwitchAPI's default is aiohttp's 300 s per request: far too long for a service.
+        session_timeout=aiohttp.ClientTimeout(total=settings.http_timeout_seconds),
     )
     await twitch.use_stored_tokens()
     return twitch

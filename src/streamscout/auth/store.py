@@ -42,6 +42,7 @@ from streamscout.auth.errors import (
     TokenFileInvalid,
     TokenFileMissing,
     TokenFileUnreadable,
+    TokenError,
     TokenLockTimeout,
 )
 
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 REQUIRED_SCOPES: tuple[str, ...] = ("chat:read", "clips:edit")
 FILE_FORMAT = 1
 _MAX_FILE_BYTES = 64 * 1024  # a token file is < 1 KB; anything huge is not ours
+_NEVER = object()  # a file signature that never matches
 
 
 class TokenPair(NamedTuple):
@@ -194,6 +196,7 @@ class TokenStore:
         self.lock_timeout = lock_timeout
         self._cached: TokenFile | None = None
         self._signature: tuple[int, int, int] | None = None
+        self._unusable_signature: object = _NEVER
         # flock belongs to an open file, not a thread: the RLock keeps this object's threads
         # out of each other's way and lets save() run inside refresh() without a second flock.
         self._thread_lock = threading.RLock()
@@ -262,16 +265,32 @@ class TokenStore:
 
     def current(self) -> TokenFile:
         """The tokens, re-read only when the file changed since this process last read or wrote
-        it (another process refreshed). Cheap enough to call before every request: one stat."""
+        it (another process refreshed). Cheap enough to call before every request: one stat.
+
+        If a running process finds the file changed into something unusable (deleted, edited by
+        hand), it logs the reason once and keeps the tokens it already has: they still work with
+        Twitch, and the next refresh, which must read the file, fails loudly and is counted.
+        """
         with self._thread_lock:
-            cached, signature = self._cached, self._signature
-        if cached is not None:
-            try:
-                if _signature(os.stat(self.path)) == signature:
-                    return cached
-            except OSError:
-                pass  # load() turns the problem into the right TokenError
-        return self.load()
+            cached, signature, unusable = self._cached, self._signature, self._unusable_signature
+        if cached is None:
+            return self.load()
+        try:
+            now = _signature(os.stat(self.path))
+        except OSError:
+            now = None
+        if now == signature or now == unusable:
+            return cached
+        try:
+            return self.load()
+        except TokenError as exc:
+            with self._thread_lock:
+                self._unusable_signature = now
+            log.error(
+                "token file became unusable; keeping the tokens read earlier",
+                extra={"token_file": str(self.path), "reason": str(exc)},
+            )
+            return cached
 
     # --- writing ------------------------------------------------------------------------
 
