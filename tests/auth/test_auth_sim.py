@@ -260,6 +260,24 @@ def test_runtime_starts_from_an_already_expired_token(env):
     assert token == TokenStore(env.token_file).load().access_token != seeded.access_token
 
 
+def test_a_refresh_pytwitchapi_makes_by_itself_is_saved_through_the_callback(env):
+    """set_user_authentication(validate=True) with an expired token refreshes inside pyTwitchAPI."""
+    seeded = env.seed()
+
+    async def scenario():
+        twitch = await authenticated_twitch(env.settings, registry=CollectorRegistry())
+        env.sim.expire_tokens()
+        await twitch.set_user_authentication(seeded.access_token, twitch.get_user_auth_scope(),
+                                             seeded.refresh_token)  # validate=True: refreshes itself
+        await twitch.close()
+        return twitch.get_user_auth_token()
+
+    token = asyncio.run(scenario())
+    on_disk = TokenStore(env.token_file).load()
+    assert on_disk.access_token == token != seeded.access_token
+    assert on_disk.version > seeded.version and env.sim_accepts(token)
+
+
 CONCURRENT = textwrap.dedent(
     """
     import asyncio, os, sys, time
