@@ -163,6 +163,9 @@ let
     pkgs.which
   ];
   flinkEnvironment = role: {
+    # PyFlink's scripts derive FLINK_HOME from their own location unless told it is determined.
+    FLINK_HOME = "${cfg.flink.distribution}";
+    _FLINK_HOME_DETERMINED = "1";
     FLINK_CONF_DIR = "${flinkConf role}";
     FLINK_LOG_DIR = "/var/log/flink";
     JAVA_HOME = "${cfg.jre}";
@@ -353,6 +356,17 @@ in
       description = "StreamScout services (monitor, Flink cluster and detector share the token file)";
     };
     users.groups.${user} = { };
+
+    # `streamscout detector submit` looks for the Flink client config and the Kafka connector
+    # under STREAMSCOUT_STATE_DIR, where `streamscout stack up` puts them on a developer machine.
+    systemd.tmpfiles.rules = [
+      "d ${stateDir} 0700 ${user} ${user} -"
+      "d ${stateDir}/flink 0700 ${user} ${user} -"
+      "d ${stateDir}/jars 0700 ${user} ${user} -"
+      "d ${stateDir}/jars/flink 0700 ${user} ${user} -"
+      "L+ ${stateDir}/flink/conf - - - - ${flinkConf "jobmanager"}"
+      "L+ ${stateDir}/jars/flink/${cfg.flink.kafkaConnector.name} - - - - ${cfg.flink.kafkaConnector}"
+    ];
 
     # `streamscout seed-tokens`, `tokens check`, `detector status` for the operator (run them as
     # the streamscout user, e.g. `sudo -u streamscout streamscout tokens check`).
@@ -603,12 +617,7 @@ in
         ];
         wantedBy = [ "multi-user.target" ];
         path = flinkPath ++ [ cfg.flink.distribution ];
-        environment =
-          withSecret
-          // flinkEnvironment "jobmanager"
-          // {
-            FLINK_HOME = "${cfg.flink.distribution}";
-          };
+        environment = withSecret // flinkEnvironment "jobmanager";
         startLimitIntervalSec = 0;
         serviceConfig =
           jvmHardening

@@ -149,6 +149,7 @@ let
 
   # The Kafka connector is not part of the distribution: a fixed-output fetch from Maven Central.
   kafkaConnector = fetchurl {
+    name = "flink-sql-connector-kafka-5.0.0-2.2.jar";
     url = "https://repo1.maven.org/maven2/org/apache/flink/flink-sql-connector-kafka/5.0.0-2.2/flink-sql-connector-kafka-5.0.0-2.2.jar";
     hash = "sha256-VgXGkdEaUBOCw4P+y6N6elUkZ9pat7qQTvXW89YsVhY=";
   };
