@@ -121,14 +121,14 @@ def test_real_admiralbulldog_log(datasets_dir):
 
 
 def test_real_bocru_vods(datasets_dir):
-    files = sorted((datasets_dir / "bocru-twitch-chats" / "data").glob("*/*/verbose_chat.json.gz"))
-    assert len(files) == 22
-    total = 0
-    for path in files:
+    """One broadcast per channel (arypie's has the broken createdAt): times stay inside it."""
+    channels = sorted((datasets_dir / "bocru-twitch-chats" / "data").iterdir())
+    assert len(channels) == 4
+    for channel in channels:
+        path = sorted(channel.glob("*/verbose_chat.json.gz"))[0]
         vod = json.loads((path.parent / "vod.json").read_text())
         messages = list(iter_messages(path))
-        total += len(messages)
+        assert messages and {m.channel for m in messages} == {channel.name}
         start = messages[0].timestamp_ms
-        # every message lies within its broadcast (plus slack for the end of the VOD)
-        assert all(start <= m.timestamp_ms <= start + (vod["duration"] + 3600) * 1000 for m in messages)
-    assert total == 108518
+        span_ms = (messages[-1].timestamp_ms - start)
+        assert 0.5 * vod["duration"] * 1000 <= span_ms <= (vod["duration"] + 600) * 1000

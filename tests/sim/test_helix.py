@@ -213,3 +213,19 @@ def test_faults_scheduled_in_the_scenario_respect_time_and_rate(sim):
     statuses = asyncio.run(main())
     assert set(statuses) == {200, 500}
     assert 15 <= statuses.count(500) <= 45
+
+
+def test_hang_fault_holds_the_request_until_the_client_gives_up(sim):
+    s = sim("demo")
+    token = s.issue_user_token([])["access_token"]
+    auth = {"Client-Id": s.info["client_id"], "Authorization": f"Bearer {token}"}
+    s.inject_fault(type="hang", path="/helix/streams", count=1)
+
+    async def main():
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=0.5)) as session:
+            with pytest.raises(asyncio.TimeoutError):
+                await raw(session, "GET", s.info["helix_url"] + "streams", headers=auth)
+            return await raw(session, "GET", s.info["helix_url"] + "streams", headers=auth)
+
+    status, body, _ = asyncio.run(main())
+    assert status == 200 and body["data"]

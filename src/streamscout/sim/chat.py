@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 SERVER = ":tmi.twitch.tv"
 JOIN_LIMIT, JOIN_WINDOW = 20, 10.0
 RECONNECT_GRACE = 2.0
+PING_INTERVAL = 240.0  # Twitch pings a little under every 5 minutes
 TS_TAG = re.compile(r"tmi-sent-ts=\d+")
 ROOM_TAG = re.compile(r"room-id=\d*")
 REPLAY_SEND = ("PRIVMSG", "USERNOTICE", "CLEARCHAT", "CLEARMSG")
@@ -255,15 +256,17 @@ class ChatServer:
         tick_ms = int(self.tick * 1000)
         dt = self.tick * world.speed
         step = 0
+        ping_every = max(1, round(PING_INTERVAL / self.tick))
         loop = asyncio.get_running_loop()
         origin = loop.time()
         while True:
             step += 1
             delay = origin + step * self.tick - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            await asyncio.sleep(max(delay, 0))  # behind schedule: still let HTTP handlers run
             t = (step - 1) * dt
             now_ms = world.ms()
+            if step % ping_every == 0:
+                await self._ping()
             await self._scheduled(t + dt, now_ms)
             for channel in list(world.channels.values()):
                 if channel.chat.rate <= 0 or not channel.live_at(t):
@@ -277,6 +280,11 @@ class ChatServer:
                     await self._deliver(listeners, lines)
             if self.replays:
                 await self._replay(now_ms)
+
+    async def _ping(self) -> None:
+        for conn in list(self.connections):
+            if conn.registered:
+                await conn.send("PING :tmi.twitch.tv")
 
     async def _deliver(self, listeners: set[Connection], lines: list[str]) -> None:
         frame = "\r\n".join(lines)

@@ -51,7 +51,10 @@ def build_app(world: World, chat: ChatServer) -> web.Application:
                     return twitch_error(fault.status, "simulated fault", headers=headers)
                 if fault.type == "garbage":
                     return web.Response(status=200, text="<html>502 Bad Gateway", content_type="application/json")
-                await asyncio.sleep(HANG_SECONDS if fault.type == "hang" else fault.delay)
+                if fault.type == "hang":
+                    await _hang(request)
+                else:
+                    await asyncio.sleep(fault.delay)
         try:
             return await handler(request)
         except web.HTTPNotFound:
@@ -62,6 +65,16 @@ def build_app(world: World, chat: ChatServer) -> web.Application:
     app = web.Application(middlewares=[twitch_behaviour])
     app.add_routes(oauth.routes(world) + helix.routes(world) + chat.routes() + control_routes(world, chat))
     return app
+
+
+async def _hang(request: web.Request) -> None:
+    """Never answer; give up only when the client does (or after an hour)."""
+    deadline = asyncio.get_running_loop().time() + HANG_SECONDS
+    while asyncio.get_running_loop().time() < deadline:
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            raise asyncio.CancelledError
+        await asyncio.sleep(0.1)
 
 
 def control_routes(world: World, chat: ChatServer) -> list[web.RouteDef]:
@@ -181,7 +194,7 @@ class Simulator:
         self._loop = asyncio.get_running_loop()
         self._stopped = stop
         app = build_app(self.world, self.chat)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()
