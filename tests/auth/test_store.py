@@ -6,9 +6,10 @@ import json
 import os
 import stat
 import threading
+from datetime import timedelta
 
 import pytest
-from auth_helpers import make_tokens
+from auth_helpers import T0, make_tokens
 
 from streamscout.auth.errors import (
     MissingScope,
@@ -277,6 +278,22 @@ def test_lock_waits_are_bounded(store, path):
         with pytest.raises(TokenLockTimeout, match="for more than 0.2 s"):
             impatient.save(make_tokens())
     impatient.save(make_tokens())  # free again once released
+
+
+@pytest.mark.parametrize(
+    "lifetime, age, margin, expected",
+    [
+        (14400, 0, 60, False),
+        (14400, 14330, 60, False),
+        (14400, 14341, 60, True),
+        (14400, 20000, 60, True),  # already expired
+        (10, 4, 60, False),  # short-lived token: margin capped at 5 s
+        (10, 5, 60, True),
+    ],
+)
+def test_expires_within(lifetime, age, margin, expected):
+    tokens = make_tokens(obtained_at=T0, expires_at=T0 + timedelta(seconds=lifetime))
+    assert tokens.expires_within(margin, now=T0 + timedelta(seconds=age)) is expected
 
 
 def test_with_tokens_without_expiry_clears_it():

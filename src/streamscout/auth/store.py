@@ -103,10 +103,16 @@ class TokenFile:
         )
 
     def expires_within(self, seconds: float, now: datetime | None = None) -> bool:
-        """True when the access token is known to expire within ``seconds`` (False if unknown)."""
+        """True when the access token is known to expire within ``seconds`` (False if unknown).
+
+        The margin is capped at half the token's lifetime, so a short-lived token (a test
+        simulator's) is not refreshed on every call.
+        """
         if self.expires_at is None:
             return False
-        return self.expires_at - (now or utc_now()) <= timedelta(seconds=seconds)
+        lifetime = (self.expires_at - self.obtained_at).total_seconds()
+        margin = min(seconds, max(lifetime, 0) / 2)
+        return self.expires_at - (now or utc_now()) <= timedelta(seconds=margin)
 
     def to_json(self) -> dict[str, Any]:
         return {
