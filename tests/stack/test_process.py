@@ -23,6 +23,10 @@ def daemon(tmp_path):
 def test_spawned_daemon_is_running_and_stops(daemon):
     d, marker = daemon
     pid = d.spawn([sys.executable, "-c", f"import time; print('{marker}', flush=True); time.sleep(60)", marker])
+    # The kernel fills in /proc/<pid>/cmdline a moment after exec returns control to us.
+    deadline = time.monotonic() + 10
+    while d.pid() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert d.pid() == pid
     assert not d.exited()
     assert d.stop(timeout=10)

@@ -377,14 +377,22 @@ def pyflink_home() -> Path:
 class _Flink(Component):
     start_timeout = 90.0
     script = ""
-    entry_class = ""
 
     @property
     def conf_dir(self) -> Path:
         return self.ctx.state_dir / "flink" / "conf"
 
     def _daemon(self) -> Daemon:
-        return self.ctx.daemon(self.name, self.entry_class, str(self.conf_dir))
+        # Both strings are on the launcher script's command line and on the java it execs, so
+        # the component counts as running from the first moment (no second start in between).
+        return self.ctx.daemon(self.name, *self._identity())
+
+    def _identity(self) -> list[str]:
+        return [f"metrics.reporter.prom.port={self.metrics_port()}", f"io.tmp.dirs={self.tmp_dir}"]
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.ctx.state_dir / "flink" / "tmp"
 
     def rest(self) -> Endpoint:
         return endpoint_of_url(self.ctx.settings.flink_rest_url)
@@ -402,7 +410,7 @@ class _Flink(Component):
             shutil.copyfile(source, self.conf_dir / source.name)
         config = render.flink_config(
             base=yaml.safe_load((home / "conf" / "config.yaml").read_text()) or {},
-            rest=self.rest(), python=self.ctx.venv_python, checkpoint_dir=flink / "checkpoints", tmp_dir=flink / "tmp"
+            rest=self.rest(), python=self.ctx.venv_python, checkpoint_dir=flink / "checkpoints", tmp_dir=self.tmp_dir
         )
         (self.conf_dir / "config.yaml").write_text(render.flink_config_yaml(config))
 
@@ -418,11 +426,8 @@ class _Flink(Component):
         )
         (self.ctx.log_dir / "flink").mkdir(parents=True, exist_ok=True)
         (self.ctx.run_dir / "flink").mkdir(parents=True, exist_ok=True)
-        self.daemon.spawn(
-            ["bash", str(home / "bin" / self.script), "start-foreground",
-             "-D", f"metrics.reporter.prom.port={self.metrics_port()}"],
-            env=env,
-        )
+        dynamic = [arg for setting in self._identity() for arg in ("-D", setting)]
+        self.daemon.spawn(["bash", str(home / "bin" / self.script), "start-foreground", *dynamic], env=env)
 
     def _overview(self) -> dict | None:
         body = _http_ok(self.ctx.settings.flink_rest_url.rstrip("/") + "/overview")
@@ -432,7 +437,6 @@ class _Flink(Component):
 class FlinkJobManager(_Flink):
     name = "flink-jobmanager"
     script = "jobmanager.sh"
-    entry_class = "StandaloneSessionClusterEntrypoint"
 
     def metrics_port(self) -> int:
         return self.ctx.settings.flink_jobmanager_metrics_port
@@ -451,7 +455,6 @@ class FlinkJobManager(_Flink):
 class FlinkTaskManager(_Flink):
     name = "flink-taskmanager"
     script = "taskmanager.sh"
-    entry_class = "TaskManagerRunner"
 
     def metrics_port(self) -> int:
         return self.ctx.settings.flink_taskmanager_metrics_port

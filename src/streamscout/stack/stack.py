@@ -7,11 +7,22 @@ ports checked first, so a port held by a foreign process fails fast and names th
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import time
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from streamscout.stack.components import Component, StackContext, StackError, all_components
 from streamscout.stack.ports import ensure_free, find_duplicates
+
+
+@contextlib.contextmanager
+def exclusive(ctx: StackContext) -> Iterator[None]:
+    """One `up`/`down` at a time per state directory: several developers share one stack."""
+    ctx.run_dir.mkdir(parents=True, exist_ok=True)
+    with open(ctx.run_dir / "stack.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def select(ctx: StackContext, names: Iterable[str] = ()) -> list[Component]:
@@ -51,32 +62,38 @@ def wait_healthy(component: Component, timeout: float | None = None) -> None:
 
 def up(ctx: StackContext, names: Iterable[str] = (), echo: Callable[[str], None] = print) -> None:
     check_configuration(ctx)
-    for component in select(ctx, names):
-        started = time.monotonic()
-        if component.running():
-            how = "already running"
-        else:
-            ensure_free(component.name, component.endpoints())
-            try:
-                component.start()
-            except StackError:
-                raise
-            except Exception as exc:  # a start-up step failed: say which component and where to look
-                raise StackError(f"{component.name} failed to start: {exc}; see {component.log_file}") from exc
-            how = "started"
-        wait_healthy(component)
-        note = component.after_healthy()
-        took = time.monotonic() - started
-        echo(f"{component.name:<18} up  {component.address()}  ({how}, {took:.1f} s{'; ' + note if note else ''})")
+    with exclusive(ctx):
+        for component in select(ctx, names):
+            _up_one(component, echo)
+
+
+def _up_one(component: Component, echo: Callable[[str], None]) -> None:
+    started = time.monotonic()
+    if component.running():
+        how = "already running"
+    else:
+        ensure_free(component.name, component.endpoints())
+        try:
+            component.start()
+        except StackError:
+            raise
+        except Exception as exc:  # a start-up step failed: say which component and where to look
+            raise StackError(f"{component.name} failed to start: {exc}; see {component.log_file}") from exc
+        how = "started"
+    wait_healthy(component)
+    note = component.after_healthy()
+    took = time.monotonic() - started
+    echo(f"{component.name:<18} up  {component.address()}  ({how}, {took:.1f} s{'; ' + note if note else ''})")
 
 
 def down(ctx: StackContext, names: Iterable[str] = (), echo: Callable[[str], None] = print) -> None:
     # Reverse order: Flink's TaskManager before its JobManager, the databases last.
-    for component in reversed(select(ctx, names)):
-        if component.stop():
-            echo(f"{component.name:<18} stopped")
-        else:
-            echo(f"{component.name:<18} was not running")
+    with exclusive(ctx):
+        for component in reversed(select(ctx, names)):
+            if component.stop():
+                echo(f"{component.name:<18} stopped")
+            else:
+                echo(f"{component.name:<18} was not running")
 
 
 def status(ctx: StackContext, names: Iterable[str] = ()) -> dict[str, dict]:
