@@ -152,6 +152,20 @@ def test_a_directory_is_not_a_token_file(tmp_path):
         TokenStore(tmp_path).load()
 
 
+def test_a_file_this_user_may_not_read(store, path):
+    write_raw(path, GOOD, mode=0o000)
+    as_root = os.geteuid() == 0
+    if as_root:  # root reads anything: check as "nobody" instead
+        os.seteuid(65534)
+    try:
+        with pytest.raises(TokenFileUnreadable, match=r"cannot open token file .*: Permission denied; check its owner"):
+            store.load()
+    finally:
+        if as_root:
+            os.seteuid(0)
+    assert path.read_bytes() == GOOD
+
+
 def test_a_world_readable_file_is_refused_and_left_alone(store, path):
     write_raw(path, GOOD, mode=0o644)
     with pytest.raises(TokenFileUnreadable, match=r"accessible to other users \(mode 0644\)"):
