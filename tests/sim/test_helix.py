@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 
 import aiohttp
@@ -229,3 +230,20 @@ def test_hang_fault_holds_the_request_until_the_client_gives_up(sim):
 
     status, body, _ = asyncio.run(main())
     assert status == 200 and body["data"]
+
+
+def test_get_clips_by_broadcaster_with_time_window(sim):
+    s = sim("demo", clip_delay=0)
+
+    async def main():
+        twitch = await user_client(s)
+        created = [await twitch.create_clip(XQC) for _ in range(3)]
+        await asyncio.sleep(0.05)
+        all_clips = [c async for c in twitch.get_clips(broadcaster_id=XQC, first=2)]  # pages of 2
+        future = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
+        none = [c async for c in twitch.get_clips(broadcaster_id=XQC, started_at=future)]
+        return created, all_clips, none
+
+    created, all_clips, none = asyncio.run(main())
+    assert sorted(c.id for c in all_clips) == sorted(c.id for c in created)
+    assert none == []

@@ -8,6 +8,7 @@ empty), and Create Clip needs a user token with ``clips:edit``.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import time
 from dataclasses import dataclass
 
@@ -184,6 +185,13 @@ def routes(world: World) -> list[web.RouteDef]:
             clips = [c for c in clips if c.broadcaster_id == broadcaster]
         else:
             clips = [c for c in clips if c.game_id == game]
+        for name, keep in (("started_at", lambda c, ms: c.created_ms >= ms), ("ended_at", lambda c, ms: c.created_ms < ms)):
+            if name in request.query:
+                try:
+                    bound = int(dt.datetime.fromisoformat(request.query[name].replace("Z", "+00:00")).timestamp() * 1000)
+                except ValueError:
+                    return twitch_error(400, f"The parameter \"{name}\" was malformed: expected an RFC3339 time")
+                clips = [c for c in clips if keep(c, bound)]
         rows = sorted((c.as_helix(now) for c in clips), key=lambda r: (-r["view_count"], r["id"]))
         if ids:
             return answer(request, {"data": rows, "pagination": {}})
