@@ -100,7 +100,7 @@ def topics(settings):
 def test_stack_created_the_streamscout_topics(settings):
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     try:
-        described = {t["topic"]: t for t in admin.describe_topics([settings.topic_chat, settings.topic_lifecycle])}
+        described = {t["name"]: t for t in admin.describe_topics([settings.topic_chat, settings.topic_lifecycle])}
     finally:
         admin.close()
     for topic in (settings.topic_chat, settings.topic_lifecycle):
