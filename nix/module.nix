@@ -362,6 +362,9 @@ in
     systemd.tmpfiles.rules = [
       "d ${stateDir} 0700 ${user} ${user} -"
       "d ${stateDir}/flink 0700 ${user} ${user} -"
+      "d ${stateDir}/flink/tmp 0700 ${user} ${user} -"
+      "d ${stateDir}/flink/checkpoints 0700 ${user} ${user} -"
+      "d ${stateDir}/flink/savepoints 0700 ${user} ${user} -"
       "d ${stateDir}/jars 0700 ${user} ${user} -"
       "d ${stateDir}/jars/flink 0700 ${user} ${user} -"
       "L+ ${stateDir}/flink/conf - - - - ${flinkConf "jobmanager"}"
@@ -455,9 +458,9 @@ in
         extraFlags = [ "--cluster.listen-address=" ];
       };
     };
-    systemd.services.alertmanager.serviceConfig.LoadCredential = mkIf cfg.alerting.enable [
-      "discord-webhook-url:${cfg.discordWebhookFile}"
-    ];
+    systemd.services.alertmanager = mkIf cfg.alerting.enable {
+      serviceConfig.LoadCredential = [ "discord-webhook-url:${cfg.discordWebhookFile}" ];
+    };
 
     services.loki = mkIf cfg.logs.enable {
       enable = true;
@@ -469,7 +472,9 @@ in
     };
     environment.etc."alloy/streamscout.alloy" = mkIf cfg.logs.enable { source = ../configs/alloy/config.alloy; };
     # Alloy reads every unit's journal (loki.source.journal).
-    systemd.services.alloy.serviceConfig.SupplementaryGroups = mkIf cfg.logs.enable [ "systemd-journal" ];
+    systemd.services.alloy = mkIf cfg.logs.enable {
+      serviceConfig.SupplementaryGroups = [ "systemd-journal" ];
+    };
 
     services.grafana = mkIf cfg.grafana.enable {
       enable = true;

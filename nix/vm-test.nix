@@ -6,12 +6,13 @@
   name = "streamscout";
 
   nodes.machine =
-    { ... }:
+    { pkgs, ... }:
     {
       imports = [
         module
         ./demo-host.nix
       ];
+      environment.systemPackages = [ pkgs.curl ];
       virtualisation = {
         memorySize = 6144;
         cores = 2;
@@ -74,7 +75,7 @@
         lines = machine.succeed("journalctl -u streamscout-monitor -o cat --no-pager -n 20").strip().splitlines()
         parsed = [json.loads(line) for line in lines if line.startswith("{")]
         assert parsed, lines
-        assert all("level" in entry for entry in parsed), parsed[:3]
+        assert all({"ts", "level", "logger", "message"} <= set(entry) for entry in parsed), parsed[:3]
 
     with subtest("Prometheus scrapes the monitor and both Flink reporters"):
         machine.wait_until_succeeds(

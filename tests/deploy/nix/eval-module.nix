@@ -1,0 +1,181 @@
+# Evaluates nix/module.nix with nixpkgs' real module system (lib.evalModules from nixpkgs' lib/)
+# but without nixpkgs' packages or NixOS modules, which this machine does not have: the NixOS
+# options the module sets are declared here as free-form, and packages are stand-ins. What this
+# checks for real: option declarations and types, defaults, mkIf/mkDefault merging, assertions,
+# and the systemd units, environment and service settings the module produces.
+{
+  lib,
+  settings ? { },
+}:
+let
+  inherit (lib) mkOption types;
+  drv =
+    name: extra:
+    {
+      type = "derivation";
+      inherit name;
+      outPath = "/nix/store/00000000000000000000000000000000-${name}";
+      meta = { };
+    }
+    // extra;
+  freeform = mkOption {
+    type = types.submodule { freeformType = types.lazyAttrsOf types.anything; };
+    default = { };
+  };
+  python = {
+    sitePackages = "lib/python3.12/site-packages";
+    withPackages = _: drv "python3-env" { };
+    pkgs = {
+      buildPythonPackage = a: drv a.pname { inherit (a) version; };
+      buildPythonApplication =
+        a:
+        drv a.pname {
+          inherit (a) version;
+          meta.mainProgram = "streamscout";
+        };
+      toPythonModule = d: d;
+    }
+    // lib.genAttrs [
+      "numpy"
+      "py4j"
+      "python-dateutil"
+      "apache-beam"
+      "cloudpickle"
+      "avro"
+      "pytz"
+      "fastavro"
+      "requests"
+      "protobuf"
+      "pandas"
+      "pyarrow"
+      "httplib2"
+      "ruamel-yaml"
+      "twitchapi"
+      "kafka-python"
+      "redis"
+      "psycopg"
+      "psycopg-pool"
+      "bottle"
+      "waitress"
+      "prometheus-client"
+      "jinja2"
+      "click"
+      "aiohttp"
+      "pyyaml"
+      "hatchling"
+    ] (n: drv n { });
+  };
+  pkgs =
+    {
+      inherit lib;
+      python312 = python;
+      stdenv.cc.cc.lib = drv "gcc-lib" { };
+      fetchurl = a: drv (a.name or (baseNameOf a.url)) { };
+      runCommand = name: env: _script: drv name (env.passthru or { });
+      writeText = name: _text: drv name { };
+      autoPatchelfHook = drv "auto-patchelf-hook" { };
+      jdk17_headless = drv "openjdk-17" { };
+      callPackage = f: args: import f (builtins.intersectAttrs (builtins.functionArgs (import f)) pkgs // args);
+    }
+    // lib.genAttrs [
+      "bash"
+      "coreutils"
+      "gnugrep"
+      "gnused"
+      "gawk"
+      "findutils"
+      "hostname"
+      "procps"
+      "which"
+      "openssl"
+    ] (n: drv n { });
+
+  stubs = {
+    options = {
+      assertions = mkOption {
+        type = types.listOf types.unspecified;
+        default = [ ];
+      };
+      users = freeform;
+      environment = freeform;
+      services = {
+        postgresql = freeform;
+        redis = freeform;
+        prometheus = freeform;
+        loki = freeform;
+        alloy = freeform;
+        grafana = freeform;
+        apache-kafka = mkOption {
+          type = types.submodule {
+            freeformType = types.lazyAttrsOf types.anything;
+            options.package = mkOption { default = drv "apache-kafka-4.1.2" { }; };
+          };
+          default = { };
+        };
+      };
+      systemd = {
+        tmpfiles.rules = mkOption {
+          type = types.listOf types.str;
+          default = [ ];
+        };
+        services = mkOption {
+          type = types.attrsOf (types.submodule { freeformType = types.lazyAttrsOf types.anything; });
+          default = { };
+        };
+      };
+    };
+  };
+
+  evaluated = lib.evalModules {
+    modules = [
+      ../../../nix/module.nix
+      stubs
+      { services.streamscout = settings; }
+    ];
+    specialArgs = { inherit pkgs; };
+  };
+  inherit (evaluated) config;
+  units = config.systemd.services;
+  pick = names: lib.filterAttrs (n: _: builtins.elem n names);
+in
+{
+  failedAssertions = map (a: a.message) (builtins.filter (a: !a.assertion) config.assertions);
+  unitNames = builtins.attrNames units;
+  units = lib.mapAttrs (
+    _: u:
+    {
+      after = u.after or [ ];
+      requires = u.requires or [ ];
+      wants = u.wants or [ ];
+      environment = u.environment or { };
+      script = u.script or null;
+      serviceConfig = lib.mapAttrs (_: v: if builtins.isList v then map toString v else toString v) (
+        u.serviceConfig or { }
+      );
+    }
+  ) (pick [
+    "streamscout-monitor"
+    "streamscout-api"
+    "streamscout-migrate"
+    "streamscout-kafka-topics"
+    "streamscout-flink-submit"
+    "streamscout-sim"
+    "streamscout-sim-seed-tokens"
+    "flink-jobmanager"
+    "flink-taskmanager"
+    "alertmanager"
+    "alloy"
+  ] units);
+  tmpfiles = config.systemd.tmpfiles.rules;
+  kafka = config.services.apache-kafka.settings;
+  postgresql = {
+    inherit (config.services.postgresql) ensureDatabases ensureUsers;
+  };
+  redis = config.services.redis.servers;
+  prometheusConfig = config.services.prometheus.configText;
+  alertmanagerConfig = config.services.prometheus.alertmanager.configText or null;
+  nodeExporterPort = config.services.prometheus.exporters.node.port;
+  grafanaEnabled = config.services.grafana.enable or false;
+  lokiEnabled = config.services.loki.enable or false;
+  options = lib.mapAttrsRecursiveCond (a: !(a ? _type)) (_: o: o.type.name) evaluated.options.services.streamscout;
+}

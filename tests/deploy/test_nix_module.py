@@ -1,0 +1,182 @@
+"""nix/module.nix evaluated by nixpkgs' own module system (lib.evalModules).
+
+This machine has no nixpkgs checkout, only nixpkgs' lib/ (the nix-community/nixpkgs.lib mirror,
+or <nixpkgs/lib> wherever NIX_PATH has one). tests/deploy/nix/eval-module.nix declares the NixOS
+options the module sets as free-form and stands in for packages, so what is checked is the
+module itself: its option types and defaults, assertions, mkIf/mkDefault merging, and the units,
+environment and service settings it generates. Set STREAMSCOUT_NIXPKGS_LIB to a nixpkgs lib/
+directory; without one these tests skip and say so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from streamscout.common.config import Settings, env_name, load_settings
+
+from deploy_support import REPO, SYSTEMD_DIR, parse_unit, require_tool
+
+pytestmark = pytest.mark.unit
+
+HARNESS = Path(__file__).parent / "nix" / "eval-module.nix"
+OWN_UNITS = ["streamscout-monitor", "streamscout-api", "streamscout-migrate", "streamscout-kafka-topics",
+             "streamscout-flink-submit", "flink-jobmanager", "flink-taskmanager", "streamscout-sim",
+             "streamscout-sim-seed-tokens"]
+SIM = "simulator.enable = true; discordWebhookFile = \"/run/keys/discord\";"
+
+
+@pytest.fixture(scope="module")
+def nixpkgs_lib() -> Path:
+    tool = require_tool("nix-instantiate")
+    candidates = [os.environ.get("STREAMSCOUT_NIXPKGS_LIB", "")]
+    found = subprocess.run([tool, "--find-file", "nixpkgs/lib"], capture_output=True, text=True)
+    candidates.append(found.stdout.strip())
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "modules.nix").is_file():
+            return Path(candidate)
+    pytest.skip("no nixpkgs lib/ here (set STREAMSCOUT_NIXPKGS_LIB); the module cannot be evaluated")
+
+
+def evaluate(lib: Path, settings: str, attribute: str = "") -> object:
+    expression = f"(import {HARNESS} {{ lib = import {lib}; settings = {{ enable = true; {settings} }}; }})"
+    if attribute:
+        expression += f".{attribute}"
+    result = subprocess.run(["nix-instantiate", "--eval", "--strict", "--json", "-E", expression],
+                            capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def sim_host(nixpkgs_lib: Path) -> dict:
+    return evaluate(nixpkgs_lib, SIM)
+
+
+def test_simulator_host_passes_its_assertions_and_has_every_unit(sim_host: dict) -> None:
+    assert sim_host["failedAssertions"] == []
+    assert set(OWN_UNITS) <= set(sim_host["unitNames"])
+    assert {"alertmanager", "alloy", "streamscout-grafana-secret"} <= set(sim_host["unitNames"])
+
+
+@pytest.mark.parametrize("settings, message", [
+    ("discordWebhookFile = \"/run/keys/discord\";", "twitch.clientSecretFile must be set"),
+    ("simulator.enable = true;", "discordWebhookFile must be set"),
+    (SIM + " monitor.joinRank = 11;", "joinRank must not exceed leaveRank"),
+])
+def test_assertions_reject_incomplete_hosts(nixpkgs_lib: Path, settings: str, message: str) -> None:
+    failed = evaluate(nixpkgs_lib, settings, "failedAssertions")
+    assert any(message in m for m in failed), failed
+
+
+def test_options_are_typed(nixpkgs_lib: Path) -> None:
+    result = subprocess.run(
+        ["nix-instantiate", "--eval", "--strict", "-E",
+         f"(import {HARNESS} {{ lib = import {nixpkgs_lib}; settings = {{ enable = true; {SIM}"
+         " api.port = \"eighty\"; }; }).units.streamscout-api.environment"],
+        capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert result.returncode != 0 and "is not of type" in result.stderr
+
+
+def test_hardening_matches_the_plain_units(sim_host: dict) -> None:
+    """Each NixOS unit carries the sandbox the plain unit of the same name has (scored <= 2.5)."""
+    plain_names = {"streamscout-monitor", "streamscout-api", "streamscout-migrate", "streamscout-kafka-topics",
+                   "streamscout-flink-submit", "flink-jobmanager", "flink-taskmanager", "streamscout-sim"}
+    keys = ["NoNewPrivileges", "ProtectSystem", "ProtectHome", "PrivateTmp", "PrivateDevices", "PrivateUsers",
+            "ProtectKernelTunables", "ProtectKernelModules", "ProtectControlGroups", "RestrictNamespaces",
+            "RestrictSUIDSGID", "LockPersonality", "SystemCallArchitectures", "CapabilityBoundingSet",
+            "MemoryDenyWriteExecute", "ProcSubset", "UMask", "User", "Group"]
+    for name in plain_names:
+        nix = sim_host["units"][name]["serviceConfig"]
+        plain = parse_unit(SYSTEMD_DIR / f"{name}.service")["Service"]
+        for key in keys:
+            expected = plain.get(key, [None])[-1]
+            got = nix.get(key)
+            if expected == "yes":
+                expected = "1"
+            assert got == expected, f"{name}: {key} is {got!r} on NixOS, {expected!r} in systemd/"
+        assert " ".join(nix["RestrictAddressFamilies"]) == plain["RestrictAddressFamilies"][-1]
+        assert nix["SystemCallFilter"][0] == "@system-service"
+
+
+def test_service_environment_is_the_settings(sim_host: dict) -> None:
+    known = {env_name(f.name) for f in dataclasses.fields(Settings)}
+    for name in ["streamscout-monitor", "streamscout-api", "streamscout-flink-submit", "flink-taskmanager"]:
+        environment = sim_host["units"][name]["environment"]
+        ours = {k: v for k, v in environment.items() if k.startswith("STREAMSCOUT_")}
+        assert set(ours) <= known
+        settings = load_settings(ours)
+        assert settings.twitch_helix_url == "http://127.0.0.1:8900/helix/"  # simulator, via mkDefault
+        assert settings.twitch_client_id == "simclientid0000000000000000000"
+
+
+def test_secrets_are_credentials_outside_the_store(nixpkgs_lib: Path) -> None:
+    units = evaluate(nixpkgs_lib, 'twitch.clientSecretFile = "/run/keys/twitch"; discordWebhookFile = "/run/keys/discord";',
+                     "units")
+    for name in ["streamscout-monitor", "streamscout-flink-submit", "flink-taskmanager"]:
+        assert units[name]["serviceConfig"]["LoadCredential"] == ["twitch-client-secret:/run/keys/twitch"]
+        assert units[name]["environment"]["STREAMSCOUT_TWITCH_CLIENT_SECRET_FILE"] == "%d/twitch-client-secret"
+    for name in ["streamscout-api", "streamscout-migrate"]:
+        assert "LoadCredential" not in units[name]["serviceConfig"]
+        assert "STREAMSCOUT_TWITCH_CLIENT_SECRET_FILE" not in units[name]["environment"]
+    assert units["alertmanager"]["serviceConfig"]["LoadCredential"] == ["discord-webhook-url:/run/keys/discord"]
+    assert units["streamscout-monitor"]["environment"]["STREAMSCOUT_TWITCH_HELIX_URL"] == "https://api.twitch.tv/helix/"
+
+
+def test_units_start_in_pipeline_order(sim_host: dict) -> None:
+    units = sim_host["units"]
+    submit = units["streamscout-flink-submit"]
+    for dependency in ["flink-jobmanager.service", "flink-taskmanager.service", "apache-kafka.service",
+                       "streamscout-migrate.service", "streamscout-kafka-topics.service",
+                       "streamscout-sim-seed-tokens.service"]:
+        assert dependency in submit["after"]
+    assert submit["serviceConfig"]["Type"] == "oneshot" and submit["serviceConfig"]["RemainAfterExit"] == "1"
+    for name in ["streamscout-monitor", "streamscout-api"]:
+        assert "streamscout-migrate.service" in units[name]["after"]
+        assert "streamscout-migrate.service" in units[name]["requires"]
+    assert units["streamscout-migrate"]["serviceConfig"]["ExecStart"].endswith("streamscout db migrate")
+    assert "--auto-approve-url http://127.0.0.1:8900/sim/device/approve" in units["streamscout-sim-seed-tokens"]["script"]
+
+
+def test_flink_units_run_the_distribution_with_their_own_config(sim_host: dict) -> None:
+    for role in ["jobmanager", "taskmanager"]:
+        unit = sim_host["units"][f"flink-{role}"]
+        assert unit["serviceConfig"]["ExecStart"].endswith(f"/bin/{role}.sh start-foreground")
+        assert unit["environment"]["FLINK_CONF_DIR"].endswith(f"streamscout-flink-{role}-conf")
+        assert unit["environment"]["_FLINK_HOME_DETERMINED"] == "1"
+    submit = sim_host["units"]["streamscout-flink-submit"]["serviceConfig"]["ExecStart"]
+    assert submit.endswith("/bin/python -m streamscout.cli detector submit")
+
+
+def test_submit_finds_the_connector_and_conf_where_streamscout_looks(sim_host: dict) -> None:
+    stack = pytest.importorskip("streamscout.stack")
+    settings = load_settings({"STREAMSCOUT_STATE_DIR": "/var/lib/streamscout"})
+    links = {rule.split()[1] for rule in sim_host["tmpfiles"] if rule.startswith("L+")}
+    assert str(stack.flink_conf_dir(settings)) in links
+    jar = settings.state_dir / "jars" / "flink" / stack.FLINK_KAFKA_CONNECTOR
+    assert str(jar) in links
+
+
+def test_infrastructure_settings(sim_host: dict) -> None:
+    kafka = sim_host["kafka"]
+    assert kafka["listeners"] == ["PLAINTEXT://127.0.0.1:59092", "CONTROLLER://127.0.0.1:59093"]
+    assert kafka["controller.quorum.voters"] == ["1@127.0.0.1:59093"]
+    assert sim_host["postgresql"]["ensureDatabases"] == ["streamscout"]
+    assert sim_host["postgresql"]["ensureUsers"][0] == {"name": "streamscout", "ensureDBOwnership": True}
+    assert sim_host["redis"]["streamscout"]["port"] == 56379
+    assert sim_host["nodeExporterPort"] == 9101
+    prometheus = yaml.safe_load(sim_host["prometheusConfig"])
+    assert prometheus["rule_files"][0].endswith("alert_rules.yml") and prometheus["rule_files"][0].startswith("/")
+    assert sim_host["alertmanagerConfig"] == (REPO / "configs/alertmanager.yml").read_text()
+
+
+def test_optional_parts_can_be_switched_off(nixpkgs_lib: Path) -> None:
+    names = evaluate(nixpkgs_lib, SIM + " alerting.enable = false; logs.enable = false; grafana.enable = false;",
+                     "unitNames")
+    assert not {"alertmanager", "alloy", "streamscout-grafana-secret"} & set(names)
