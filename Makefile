@@ -20,3 +20,13 @@ stack-up:
 
 stack-down:
 	$(BIN)/streamscout stack down
+
+demo: setup       ## the whole pipeline against the built-in Twitch simulator; Ctrl-C stops it
+	$(BIN)/streamscout demo
+
+run: setup        ## the whole pipeline against real Twitch (STREAMSCOUT_TWITCH_CLIENT_ID, secret file, seeded tokens)
+	$(BIN)/streamscout run
+
+bench: setup      ## every benchmark in bench/; results as JSON under bench/results/
+	$(BIN)/streamscout stack up
+	for script in bench/*.py; do echo "== $$script"; $(BIN)/python "$$script" || exit 1; done

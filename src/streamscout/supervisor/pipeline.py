@@ -102,6 +102,19 @@ class Pipeline:
             self.supervisor.start(ProcessSpec(name, streamscout_argv(name), self.env))
         run_step("submitting the clip-detector job to Flink", streamscout_argv("detector", "submit"), self.env)
 
+    def heal(self) -> None:
+        """Do for the stack and the Flink job what systemd's Restart= and the submit unit do:
+        restart stack components that died, resubmit the job (from its newest checkpoint) if
+        the cluster lost it. Both commands are no-ops when everything runs."""
+        status = subprocess.run(streamscout_argv("stack", "status"), env=self.env, capture_output=True)
+        if status.returncode != 0:
+            log.warning("a stack component is down; restarting it")
+            subprocess.run(streamscout_argv("stack", "up"), env=self.env, capture_output=True)
+        submit = subprocess.run(streamscout_argv("detector", "submit"), env=self.env, capture_output=True, text=True)
+        if submit.returncode != 0:
+            log.warning("detector job not running and could not be submitted yet",
+                        extra={"output": (submit.stdout + submit.stderr)[-500:]})
+
     def stop(self) -> None:
         click.echo("· stopping")
         subprocess.run(streamscout_argv("detector", "cancel"), env=self.env, capture_output=True)
@@ -118,15 +131,18 @@ def warmup_message(elapsed: float, baseline_seconds: float) -> str | None:
     return f"baseline warming up: {int(left) // 60}:{int(left) % 60:02d} left before the first clip can fire"
 
 
-def watch(pipeline: Pipeline, page_url: str, stop: Callable[[], bool]) -> None:
+def watch(pipeline: Pipeline, page_url: str, stop: Callable[[], bool], heal_every: float = 15.0) -> None:
     """Supervise until Ctrl-C, printing the warm-up countdown, then the clip count."""
     settings = pipeline.settings
     baseline_seconds = settings.detector_bucket_seconds * settings.detector_baseline_buckets
-    started = time.monotonic()
+    started = last_heal = time.monotonic()
     last_report = -1e9
     while not stop():
         pipeline.supervisor.poll()
         now = time.monotonic()
+        if now - last_heal >= heal_every:
+            pipeline.heal()
+            last_heal = time.monotonic()
         if now - last_report >= 30:
             last_report = now
             line = warmup_message(now - started, baseline_seconds)

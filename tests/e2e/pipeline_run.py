@@ -1,0 +1,139 @@
+"""Runs `streamscout demo` as a user would, on its own ports, topics and database, and scores it.
+
+The pipeline under test is the real one: the simulator (standing in for Twitch only), the
+monitor and the API as supervised processes, Kafka, the Flink job on the standalone cluster and
+Postgres. A run is scored against the simulator's ground truth.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from datetime import timezone
+from pathlib import Path
+
+import psycopg
+import yaml
+
+from conftest import REPO_ROOT, free_port
+
+
+def http_json(url: str, timeout: float = 5.0):
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.load(response)
+
+
+def write_scenario(path: Path, channels: list[dict], events: list[dict], seed: int = 7) -> Path:
+    path.write_text(yaml.safe_dump({"name": path.stem, "seed": seed, "channels": channels, "events": events}))
+    return path
+
+
+@dataclass
+class DemoRun:
+    """One `streamscout demo` process with everything it needs to be scored."""
+
+    process: subprocess.Popen
+    env: dict[str, str]
+    sim_url: str
+    api_url: str
+    monitor_url: str
+    dsn: str
+    output: Path
+
+    @classmethod
+    def start(cls, scenario: Path, dsn: str, output: Path, **settings: str) -> "DemoRun":
+        suffix = uuid.uuid4().hex[:8]
+        sim_port, api_port, monitor_port = free_port(), free_port(), free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMSCOUT_")}
+        env.update({
+            "STREAMSCOUT_POSTGRES_DSN": dsn,
+            "STREAMSCOUT_SIM_PORT": str(sim_port),
+            "STREAMSCOUT_API_PORT": str(api_port),
+            "STREAMSCOUT_MONITOR_PORT": str(monitor_port),
+            "STREAMSCOUT_TOPIC_CHAT": f"e2e-chat-{suffix}",
+            "STREAMSCOUT_TOPIC_LIFECYCLE": f"e2e-lifecycle-{suffix}",
+        })
+        env.update({f"STREAMSCOUT_{k.upper()}": str(v) for k, v in settings.items()})
+        output.mkdir(parents=True, exist_ok=True)
+        log = open(output / "demo.log", "wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamscout", "demo", "--scenario", str(scenario), "--keep-stack"],
+            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+        run = cls(process, env, f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{api_port}",
+                  f"http://127.0.0.1:{monitor_port}", dsn, output)
+        run.wait_until_running()
+        return run
+
+    def demo_output(self) -> str:
+        return (self.output / "demo.log").read_text(errors="replace")
+
+    def wait_until_running(self, timeout: float = 240.0) -> None:
+        deadline = time.monotonic() + timeout
+        while "StreamScout is running" not in self.demo_output():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"`streamscout demo` did not come up:\n{self.demo_output()[-4000:]}")
+            time.sleep(1)
+
+    def stop(self) -> None:
+        """Ctrl-C, as a user would; the demo cancels the job and stops its processes."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def ground_truth(self) -> dict:
+        return http_json(f"{self.sim_url}/sim/ground-truth")
+
+    def rows(self, sql: str, *params) -> list[tuple]:
+        with psycopg.connect(self.dsn, options="-c TimeZone=UTC") as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def detections(self) -> list[dict]:
+        rows = self.rows(
+            "SELECT broadcaster_id, bucket_start, detected_at, state, clip_id, failure_reason, score "
+            "FROM detections ORDER BY detected_at")
+        keys = ("broadcaster_id", "bucket_start", "detected_at", "state", "clip_id", "failure_reason", "score")
+        return [dict(zip(keys, row)) for row in rows]
+
+    def wait_until_settled(self, after_ms: int, timeout: float) -> list[dict]:
+        """Wait until the scenario's last event is over and no detection is still in flight."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"`streamscout demo` exited:\n{self.demo_output()[-4000:]}")
+            detections = self.detections()
+            if time.time() * 1000 > after_ms and all(d["state"] in ("stored", "failed") for d in detections):
+                return detections
+            time.sleep(2)
+        raise AssertionError(f"pipeline did not settle: {self.detections()}")
+
+
+def epoch_ms(naive_utc) -> int:
+    return int(naive_utc.replace(tzinfo=timezone.utc).timestamp() * 1000)
+
+
+def score(truth: dict, detections: list[dict], bucket_ms: int) -> dict:
+    """Match detections to injected bursts (a detection belongs to the burst its bucket overlaps)."""
+    matched: dict[int, list[dict]] = {i: [] for i in range(len(truth["bursts"]))}
+    unmatched = []
+    for detection in detections:
+        start = epoch_ms(detection["bucket_start"])
+        for i, burst in enumerate(truth["bursts"]):
+            if (int(burst["broadcaster_id"]) == detection["broadcaster_id"]
+                    and burst["start_ms"] - bucket_ms <= start <= burst["end_ms"]):
+                matched[i].append(detection)
+                break
+        else:
+            unmatched.append(detection)
+    return {"per_burst": matched, "unmatched": unmatched}
