@@ -145,16 +145,15 @@ def test_join_limit_is_20_per_10_seconds(sim):
 
 def test_raid_gift_subs_and_timeouts_reach_listeners(sim):
     s = sim({"channels": [{"login": "a", "id": "77", "chat": {"rate": 20, "timeouts": 0.2}}],
-             "events": [{"type": "raid", "channel": "a", "at": 1.0, "count": 321, "source": "friend"},
-                        {"type": "gift_subs", "channel": "a", "at": 1.2, "count": 3}]})
+             "events": [{"type": "raid", "channel": "a", "at": 2.5, "count": 321, "source": "friend"},
+                        {"type": "gift_subs", "channel": "a", "at": 2.7, "count": 3}]})
 
     async def main():
         irc = await RawIrc.connect(s)
         try:
             await irc.read_until(lambda l: " 376 " in l)
             await irc.send("JOIN #a")
-            await irc.read_until(lambda l: "msg-id=subgift" in l and l.count("subgift") and
-                                 sum("msg-id=subgift;" in x for x in irc.lines) == 3, timeout=10)
+            await irc.read_until(lambda l: sum("msg-id=subgift;" in x for x in irc.lines) == 3, timeout=10)
             await irc.read_until(lambda l: " CLEARCHAT #a " in l)
             return irc.lines
         finally:
@@ -172,13 +171,14 @@ def test_raid_gift_subs_and_timeouts_reach_listeners(sim):
 def test_offline_channel_is_silent_and_scheduled_drop_closes_sockets(sim):
     s = sim({"channels": [{"login": "on", "id": "1", "chat": {"rate": 50}},
                           {"login": "off", "id": "2", "live": False, "chat": {"rate": 50}}],
-             "faults": [{"type": "chat_drop", "at": 1.5}]})
+             "faults": [{"type": "chat_drop", "at": 3}]})
 
     async def main():
         irc = await RawIrc.connect(s)
         try:
             await irc.read_until(lambda l: " 376 " in l)
             await irc.send("JOIN #on,#off")
+            await irc.read_until(lambda l: " PRIVMSG #on " in l)
             with pytest.raises(ConnectionError):
                 await irc.read_until(lambda l: False, timeout=5)
             return irc.lines

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from sim_helpers import app_client, user_client
 from twitchAPI.helper import first
-from twitchAPI.type import AuthScope, TwitchAPIException, TwitchBackendException, TwitchResourceNotFound
+from twitchAPI.type import TwitchAPIException, TwitchBackendException, TwitchResourceNotFound
 
 pytestmark = pytest.mark.unit
 

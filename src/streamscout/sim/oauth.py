@@ -10,6 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from streamscout.sim.errors import read_params, twitch_error
+from streamscout.sim.tokens import Token
 from streamscout.sim.world import World
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -88,7 +89,7 @@ def routes(world: World) -> list[web.RouteDef]:
     ]
 
 
-def _user_token_answer(token, now: float) -> web.Response:
+def _user_token_answer(token: Token, now: float) -> web.Response:
     return web.json_response({
         "access_token": token.access_token, "refresh_token": token.refresh_token,
         "expires_in": token.expires_in(now), "scope": list(token.scopes), "token_type": "bearer",
