@@ -51,10 +51,12 @@ class RunningApi:
             return Answer(error.code, error.headers, error.read())
 
 
-def start_api(dsn: str, *, store_factory=ClipStore, threads: int = 4, **pool_args) -> tuple[RunningApi, object]:
-    pool = create_pool(dsn, min_size=1, max_size=4, **pool_args)
+def start_api(dsn: str, *, store_factory=ClipStore, threads: int = 4, cache_seconds: float = 0.0,
+              **app_args) -> tuple[RunningApi, object]:
+    """Tests see every insert at once unless they turn the one-second answer cache on."""
+    pool = create_pool(dsn, min_size=1, max_size=4)
     registry = CollectorRegistry()
-    app = create_app(store_factory(pool), registry=registry)
+    app = create_app(store_factory(pool), registry=registry, cache_seconds=cache_seconds, **app_args)
     server = waitress.create_server(app, host="127.0.0.1", port=0, threads=threads)
     threading.Thread(target=server.run, daemon=True).start()
     return RunningApi(f"http://127.0.0.1:{server.effective_port}", registry, server), pool

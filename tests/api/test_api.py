@@ -304,3 +304,29 @@ def test_unexpected_error_is_logged_and_answered_with_json_500(postgres_dsn, cap
         assert record.path == "/v1.0/clip" and "boom" in str(record.exc_info[1])
     finally:
         stop_api(api, pool)
+
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_identical_queries_are_answered_from_memory_for_a_second(postgres_dsn):
+    clock = FakeMonotonic()
+    api, pool = start_api(postgres_dsn, cache_seconds=1.0, monotonic=clock)
+    try:
+        start, end = window(10)
+        first = add_clip(postgres_dsn, 110, start + timedelta(hours=1))
+        query = urlencode({"start": iso(start), "end": iso(end)})
+        assert [c["clip_id"] for c in api.get("/v1.0/clip?" + query).json()["clips"]] == [first]
+        second = add_clip(postgres_dsn, 110, start + timedelta(hours=2))
+        assert [c["clip_id"] for c in api.get("/v1.0/clip?" + query).json()["clips"]] == [first]
+        assert [c["clip_id"] for c in api.get("/v1.0/clip?" + query + "&limit=24").json()["clips"]] == [second, first]
+        clock.now += 1.0
+        assert [c["clip_id"] for c in api.get("/v1.0/clip?" + query).json()["clips"]] == [second, first]
+        assert api.get("/v1.0/clip?limit=0").status == 400  # refusals are never cached answers
+    finally:
+        stop_api(api, pool)

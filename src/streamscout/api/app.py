@@ -27,6 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from streamscout.api.cache import TtlCache
 from streamscout.api.openapi import openapi_document
 from streamscout.api.query import QueryError, parse_clip_query
 from streamscout.api.store import UNAVAILABLE, ClipStore, clip_json
@@ -136,10 +137,10 @@ class _Observed:
         return body
 
 
-def _json_response(payload: Any, status: int = 200) -> str:
+def _json_response(payload: Any, status: int = 200) -> bytes:
     bottle.response.status = status
     bottle.response.content_type = "application/json"
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _guard(callback: Callable) -> Callable:
@@ -161,7 +162,7 @@ def _guard(callback: Callable) -> Callable:
     return guarded
 
 
-def _error_page(error: bottle.HTTPError) -> str:
+def _error_page(error: bottle.HTTPError) -> bytes:
     return _json_response({"error": error.status_line.split(" ", 1)[1].lower().replace(" ", "_"),
                            "reason": str(error.body)}, error.status_code)
 
@@ -177,8 +178,14 @@ def create_app(
     *,
     registry: CollectorRegistry,
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    cache_seconds: float = 1.0,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> _Observed:
-    """The WSGI application; the bottle app is its ``.app`` attribute."""
+    """The WSGI application; the bottle app is its ``.app`` attribute.
+
+    ``cache_seconds``: how long an identical ``/v1.0/clip`` query is answered from memory
+    (see :mod:`streamscout.api.cache`); 0 turns the cache off.
+    """
     app = bottle.Bottle(catchall=True)
     app.install(_guard)
     for code in (400, 404, 405, 500):
@@ -190,11 +197,18 @@ def create_app(
     )
     registry.register(PoolCollector(store.stats))
     unavailable = {"error": "database_unavailable", "reason": "Postgres is not answering; retry shortly"}
+    answers: TtlCache[bytes] = TtlCache(cache_seconds, clock=monotonic)
 
     @app.get(CLIP_PATH)
-    def clips() -> str:
+    def clips() -> bytes:
+        raw = _raw_query_string()
+        bottle.response.set_header("Cache-Control", "no-store")
+        cached = answers.get(raw)
+        if cached is not None:
+            bottle.response.content_type = "application/json"
+            return cached
         try:
-            query = parse_clip_query(_raw_query_string(), clock())
+            query = parse_clip_query(raw, clock())
         except QueryError as exc:
             return _json_response(exc.body(), 400)
         try:
@@ -208,8 +222,7 @@ def create_app(
             log.warning("clip query failed: database unavailable", extra={"error": str(exc)})
             bottle.response.set_header("Retry-After", "5")
             return _json_response(unavailable, 503)
-        bottle.response.set_header("Cache-Control", "no-store")
-        return _json_response(
+        body = _json_response(
             {
                 "clips": [clip_json(row) for row in rows],
                 "next": next_cursor.encode() if next_cursor else None,
@@ -219,9 +232,11 @@ def create_app(
                 "limit": query.limit,
             }
         )
+        answers.put(raw, body)
+        return body
 
     @app.get("/health")
-    def health() -> str:
+    def health() -> bytes:
         bottle.response.set_header("Cache-Control", "no-store")
         try:
             store.ping()
@@ -236,7 +251,7 @@ def create_app(
         return generate_latest(registry)
 
     @app.get("/v1.0/openapi.json")
-    def openapi() -> str:
+    def openapi() -> bytes:
         return _json_response(openapi_document())
 
     page_template = templates.get_template("index.html")

@@ -12,8 +12,10 @@ log = logging.getLogger(__name__)
 
 
 @click.command("api")
+@click.option("--cache-seconds", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Answer an identical /v1.0/clip query from memory this long (0: always ask Postgres).")
 @click.pass_context
-def api(ctx: click.Context) -> None:
+def api(ctx: click.Context, cache_seconds: float) -> None:
     """Serve GET /, /v1.0/clip, /health, /metrics and /static/* (STREAMSCOUT_API_*)."""
     import waitress
     from prometheus_client import CollectorRegistry
@@ -23,7 +25,7 @@ def api(ctx: click.Context) -> None:
 
     settings = get_settings(ctx)
     pool = pool_from_settings(settings)
-    app = create_app(ClipStore(pool), registry=CollectorRegistry())
+    app = create_app(ClipStore(pool), registry=CollectorRegistry(), cache_seconds=cache_seconds)
     log.info("api listening", extra={"host": settings.api_host, "port": settings.api_port,
                                      "threads": settings.api_threads})
     try:
