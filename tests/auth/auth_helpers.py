@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 from streamscout.auth.store import TokenFile
@@ -24,3 +26,16 @@ def make_tokens(**changes) -> TokenFile:
     )
     values.update(changes)
     return TokenFile(**values)
+
+
+@contextmanager
+def unprivileged():
+    """Root ignores file modes: run the block as "nobody" (effective uid) when the tests are root."""
+    as_root = os.geteuid() == 0
+    if as_root:
+        os.seteuid(65534)
+    try:
+        yield
+    finally:
+        if as_root:
+            os.seteuid(0)

@@ -9,7 +9,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from auth_helpers import T0, make_tokens
+from auth_helpers import T0, make_tokens, unprivileged
 
 from streamscout.auth.errors import (
     MissingScope,
@@ -18,6 +18,7 @@ from streamscout.auth.errors import (
     TokenFileInvalid,
     TokenFileMissing,
     TokenFileUnreadable,
+    TokenFileUnwritable,
     TokenLockTimeout,
 )
 from streamscout.auth.store import TokenFile, TokenPair, TokenStore
@@ -154,16 +155,17 @@ def test_a_directory_is_not_a_token_file(tmp_path):
 
 def test_a_file_this_user_may_not_read(store, path):
     write_raw(path, GOOD, mode=0o000)
-    as_root = os.geteuid() == 0
-    if as_root:  # root reads anything: check as "nobody" instead
-        os.seteuid(65534)
-    try:
-        with pytest.raises(TokenFileUnreadable, match=r"cannot open token file .*: Permission denied; check its owner"):
-            store.load()
-    finally:
-        if as_root:
-            os.seteuid(0)
+    with unprivileged(), pytest.raises(TokenFileUnreadable, match=r"cannot open token file .*: Permission denied"):
+        store.load()
     assert path.read_bytes() == GOOD
+
+
+def test_an_unwritable_directory_gives_a_clear_error(tmp_path):
+    directory = tmp_path / "read-only"
+    directory.mkdir(mode=0o500)
+    store = TokenStore(directory / "tokens.json")
+    with unprivileged(), pytest.raises(TokenFileUnwritable, match=r"cannot create the lock file .*: Permission denied"):
+        store.save(make_tokens())
 
 
 def test_a_world_readable_file_is_refused_and_left_alone(store, path):

@@ -284,7 +284,7 @@ def check(ctx, token_file, client_id, client_secret_file, client_secret, refresh
     """Validate the stored token with Twitch, refreshing it if needed.
 
     Prints the user, scopes and expiry. Exits non-zero with a one-line reason when the file is
-    missing (3), unreadable or readable by others (4), corrupt (5), incomplete (6), lacks a scope
+    missing (3), unreadable, unwritable or readable by others (4), corrupt (5), incomplete (6), lacks a scope
     (7), holds a revoked refresh token (8), or the client id / secret is wrong (9); 10 means
     Twitch could not be reached.
     """

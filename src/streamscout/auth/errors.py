@@ -34,6 +34,12 @@ class TokenFileUnreadable(TokenError):
     exit_code = 4
 
 
+class TokenFileUnwritable(TokenError):
+    """The file or its lock cannot be created or replaced (directory owner or mode)."""
+
+    exit_code = 4
+
+
 class TokenFileCorrupt(TokenError):
     """The file is empty, truncated or not a JSON object."""
 

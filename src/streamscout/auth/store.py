@@ -38,11 +38,12 @@ from typing import Any, Callable, Iterator, NamedTuple
 from streamscout.auth.errors import (
     RESEED,
     MissingScope,
+    TokenError,
     TokenFileCorrupt,
     TokenFileInvalid,
     TokenFileMissing,
     TokenFileUnreadable,
-    TokenError,
+    TokenFileUnwritable,
     TokenLockTimeout,
 )
 
@@ -218,7 +219,7 @@ class TokenStore:
         """Read and validate the file now. Raises a :class:`TokenError` subclass; never writes."""
         source = f"token file {self.path}"
         try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # a FIFO must not hang us
         except FileNotFoundError:
             raise TokenFileMissing(f"{source} does not exist", RESEED) from None
         except OSError as exc:
@@ -304,32 +305,42 @@ class TokenStore:
         """Atomically replace the file with ``tokens`` (its version incremented); returns what was
         written. Takes the lock, so it never interleaves with another process's refresh."""
         with self.lock():
-            saved = dataclasses.replace(tokens, version=tokens.version + 1)
-            payload = (json.dumps(saved.to_json(), indent=2) + "\n").encode()
-            directory = self.path.parent
-            self._remove_stale_temp_files()
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
             try:
-                os.fchmod(fd, 0o600)  # mkstemp already uses 0600; this documents and insists
-                view = memoryview(payload)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-            except BaseException:
-                os.close(fd)
-                os.unlink(tmp_name)
-                raise
+                return self._write(tokens)
+            except OSError as exc:
+                raise TokenFileUnwritable(
+                    f"cannot write token file {self.path}: {exc.strerror}",
+                    "check the directory's owner and mode, or pass --token-file",
+                ) from None
+
+    def _write(self, tokens: TokenFile) -> TokenFile:
+        """Write a temp file, fsync it, rename it into place, fsync the directory."""
+        saved = dataclasses.replace(tokens, version=tokens.version + 1)
+        payload = (json.dumps(saved.to_json(), indent=2) + "\n").encode()
+        directory = self.path.parent
+        self._remove_stale_temp_files()
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
+        try:
+            os.fchmod(fd, 0o600)  # mkstemp already uses 0600; this documents and insists
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except BaseException:
             os.close(fd)
-            try:
-                os.replace(tmp_name, self.path)
-            except BaseException:
-                os.unlink(tmp_name)
-                raise
-            _fsync_directory(directory)
-            with self._thread_lock:
-                self._cached = saved
-                self._signature = _signature(os.stat(self.path))
-            return saved
+            os.unlink(tmp_name)
+            raise
+        os.close(fd)
+        try:
+            os.replace(tmp_name, self.path)
+        except BaseException:
+            os.unlink(tmp_name)
+            raise
+        _fsync_directory(directory)
+        with self._thread_lock:
+            self._cached = saved
+            self._signature = _signature(os.stat(self.path))
+        return saved
 
     def _remove_stale_temp_files(self) -> None:
         """Temp files left by a writer that was killed mid-save (only ever ours: same prefix)."""
@@ -361,8 +372,14 @@ class TokenStore:
                     os.close(fd)
 
     def _acquire_file_lock(self) -> int:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise TokenFileUnwritable(
+                f"cannot create the lock file {self.lock_path}: {exc.strerror}",
+                "check the directory's owner and mode, or pass --token-file",
+            ) from None
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.005
         while True:
