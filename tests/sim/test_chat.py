@@ -197,3 +197,25 @@ def test_bursts_are_in_the_ground_truth_with_wall_clock_times(sim):
     burst = truth["bursts"][0]
     assert burst["cause"] == "scheduled" and burst["multiplier"] == 5
     assert burst["start_ms"] - truth["started_ms"] == 10_000 and burst["end_ms"] - burst["start_ms"] == 2_000
+
+
+def test_a_vanishing_client_does_not_stop_chat_for_the_others(sim):
+    s = sim({"channels": [{"login": "a", "id": "1", "chat": {"rate": 100}}]})
+
+    async def main():
+        clients = [await RawIrc.connect(s) for _ in range(2)]
+        try:
+            for irc in clients:
+                await irc.read_until(lambda l: " 376 " in l)
+                await irc.send("JOIN #a")
+                await irc.read_until(lambda l: " PRIVMSG #a " in l)
+            clients[0].ws._response.connection.transport.abort()  # gone without a close frame
+            survivor = clients[1]
+            seen = len(survivor.lines)
+            await survivor.read_until(lambda l: " PRIVMSG #a " in l and len(survivor.lines) > seen + 200)
+            await wait_for(lambda: len(s.chat.connections) == 1)
+        finally:
+            for irc in clients:
+                await irc.close()
+
+    asyncio.run(main())

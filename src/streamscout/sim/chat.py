@@ -46,8 +46,12 @@ class Connection:
     channels: set[str] = field(default_factory=set)
 
     async def send(self, *lines: str) -> None:
+        """Send lines as one frame; a socket that went away meanwhile is not an error."""
         if not self.ws.closed:
-            await self.ws.send_str("\r\n".join(lines))
+            try:
+                await self.ws.send_str("\r\n".join(lines))
+            except ConnectionError:
+                pass
 
 
 @dataclass
@@ -263,23 +267,29 @@ class ChatServer:
             step += 1
             delay = origin + step * self.tick - loop.time()
             await asyncio.sleep(max(delay, 0))  # behind schedule: still let HTTP handlers run
-            t = (step - 1) * dt
-            now_ms = world.ms()
-            if step % ping_every == 0:
-                await self._ping()
-            await self._scheduled(t + dt, now_ms)
-            for channel in list(world.channels.values()):
-                if channel.chat.rate <= 0 or not channel.live_at(t):
-                    continue
-                chat = self._chat(channel)
-                multiplier = world.burst_multiplier(channel.login, t)
-                n = chat.counts(t, dt, multiplier)
-                listeners = self.listeners.get(channel.login)
-                if n and listeners:
-                    lines = chat.lines(n, now_ms, tick_ms, channel.id, hype=multiplier > 1.5)
-                    await self._deliver(listeners, lines)
-            if self.replays:
-                await self._replay(now_ms)
+            try:
+                await self._step(step, (step - 1) * dt, dt, tick_ms, ping_every)
+            except Exception:  # one bad tick must not end the chat for good
+                log.exception("chat tick failed", extra={"step": step})
+
+    async def _step(self, step: int, t: float, dt: float, tick_ms: int, ping_every: int) -> None:
+        world = self.world
+        now_ms = world.ms()
+        if step % ping_every == 0:
+            await self._ping()
+        await self._scheduled(t + dt, now_ms)
+        for channel in list(world.channels.values()):
+            if channel.chat.rate <= 0 or not channel.live_at(t):
+                continue
+            chat = self._chat(channel)
+            multiplier = world.burst_multiplier(channel.login, t)
+            n = chat.counts(t, dt, multiplier)
+            listeners = self.listeners.get(channel.login)
+            if n and listeners:
+                lines = chat.lines(n, now_ms, tick_ms, channel.id, hype=multiplier > 1.5)
+                await self._deliver(listeners, lines)
+        if self.replays:
+            await self._replay(now_ms)
 
     async def _ping(self) -> None:
         for conn in list(self.connections):
@@ -289,11 +299,13 @@ class ChatServer:
     async def _deliver(self, listeners: set[Connection], lines: list[str]) -> None:
         frame = "\r\n".join(lines)
         for conn in list(listeners):
-            if not conn.ws.closed:
-                try:
-                    await conn.ws.send_str(frame)
-                except ConnectionError:
-                    self._forget(conn)
+            if conn.ws.closed:
+                self._forget(conn)
+                continue
+            try:
+                await conn.ws.send_str(frame)
+            except ConnectionError:
+                self._forget(conn)
 
     async def _scheduled(self, t: float, now_ms: int) -> None:
         """Raids, gift floods and chat faults whose time has come."""
