@@ -67,3 +67,48 @@ def test_flink_config_equals_the_nixos_module() -> None:
 def test_role_installs_every_unit() -> None:
     installed = set(DEFAULTS["streamscout_units"])
     assert installed == {p.name for p in SYSTEMD_DIR.iterdir() if p.suffix in {".service", ".target"}}
+
+
+def test_templates_render_with_ansible(tmp_path) -> None:
+    """Renders the role's templates with ansible itself (local connection, nothing installed),
+    in simulator mode, the variant whose settings differ from the role's plain defaults."""
+    simulator = True
+    tool = require_tool("ansible-playbook")
+    role = ANSIBLE_DIR / "roles" / "streamscout"
+    playbook = tmp_path / "render.yml"
+    playbook.write_text(yaml.safe_dump([{
+        "hosts": "localhost",
+        "connection": "local",
+        "gather_facts": False,
+        "vars_files": [str(role / "defaults" / "main.yml")],
+        "tasks": [
+            {"name": f"Render {name}", "ansible.builtin.template": {
+                "src": str(role / "templates" / f"{name}.j2"), "dest": str(tmp_path / name), "mode": "0600"}}
+            for name in ["streamscout.env", "flink-config.yaml", "server.properties"]
+        ],
+    }]))
+    extra = json.dumps({"streamscout_simulator": simulator})
+    result = subprocess.run([tool, "-i", "localhost,", "-e", extra, str(playbook)], capture_output=True, text=True,
+                            timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    lines = [line for line in (tmp_path / "streamscout.env").read_text().splitlines()
+             if line and not line.startswith("#")]
+    environment = dict(line.split("=", 1) for line in lines)
+    settings = load_settings(environment)
+    assert settings.twitch_helix_url == "http://127.0.0.1:8900/helix/"
+    assert settings.twitch_client_id == DEFAULTS["streamscout_simulator_settings"]["STREAMSCOUT_TWITCH_CLIENT_ID"]
+
+    flink = yaml.safe_load((tmp_path / "flink-config.yaml").read_text())
+    nix = nix_eval(
+        "let d = import ./nix/defaults.nix; in import ./nix/flink-config.nix {"
+        ' role = "jobmanager"; flink = d.flink; pythonExecutable = "/opt/streamscout/venv/bin/python";'
+        " stateDir = d.stateDir; }"
+    )
+    nix.pop("metrics.reporter.prom.port")
+    assert flink == nix
+
+    kafka = dict(line.split("=", 1) for line in (tmp_path / "server.properties").read_text().splitlines()
+                 if line and not line.startswith("#"))
+    assert kafka["listeners"] == f"PLAINTEXT://{settings.kafka_bootstrap},CONTROLLER://127.0.0.1:{settings.kafka_controller_port}"
+    assert kafka["num.partitions"] == str(settings.kafka_partitions)

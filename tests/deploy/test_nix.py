@@ -225,3 +225,32 @@ def test_kafka_connector_hash_matches_the_jar_setup_downloaded() -> None:
     assert pinned, "packages.nix no longer pins the 5.0.0-2.2 connector"
     digest = hashlib.sha256(candidates[0].read_bytes()).digest()
     assert pinned.group(1) == "sha256-" + base64.b64encode(digest).decode()
+
+
+@pytest.mark.parametrize("role, command", [("jobmanager", "GET_JM_RESOURCE_PARAMS"),
+                                           ("taskmanager", "GET_TM_RESOURCE_PARAMS")])
+def test_flink_reads_the_generated_config_yaml(role: str, command: str, tmp_path: Path) -> None:
+    """Flink's own start-up helper (what jobmanager.sh/taskmanager.sh call) parses the JSON
+    config.yaml the module writes and sizes the JVM from its memory settings."""
+    java = require_tool("java")
+    pyflink = pytest.importorskip("pyflink", reason="apache-flink is not installed")
+    home = Path(pyflink.__file__).parent
+    (tmp_path / "config.yaml").write_text(json.dumps(_nix_flink_config(role)))
+    result = subprocess.run(
+        [java, "-cp", f"{home}/bin/bash-java-utils.jar:{home}/lib/*",
+         "org.apache.flink.runtime.util.bash.BashJavaUtils", command, "--configDir", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    dynamic = [line for line in result.stdout.splitlines() if line.startswith("BASH_JAVA_UTILS_EXEC_RESULT:-D")]
+    sizes = dict(re.findall(r"-D (\S+)=(\d+)b", dynamic[0]))
+    defaults = nix_eval("(import ./nix/defaults.nix).flink")
+    process_mib = int(defaults[f"{role}Memory"].removesuffix("m"))
+    if role == "jobmanager":
+        parts = ["heap.size", "off-heap.size", "jvm-metaspace.size", "jvm-overhead.max"]
+        total = sum(int(sizes[f"jobmanager.memory.{p}"]) for p in parts)
+    else:
+        parts = ["framework.heap.size", "task.heap.size", "framework.off-heap.size", "task.off-heap.size",
+                 "network.max", "managed.size", "jvm-metaspace.size", "jvm-overhead.max"]
+        total = sum(int(sizes[f"taskmanager.memory.{p}"]) for p in parts)
+    assert total == process_mib * 1024 * 1024
