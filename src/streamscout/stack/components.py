@@ -97,7 +97,11 @@ class Component:
 
     def __init__(self, ctx: StackContext) -> None:
         self.ctx = ctx
-        self.daemon = self._daemon()
+
+    @property
+    def daemon(self) -> Daemon:
+        # Built on each use: Postgres's identity (its resolved data dir) can change on first start.
+        return self._daemon()
 
     # --- what subclasses provide ------------------------------------------------------
     def _daemon(self) -> Daemon:
@@ -153,11 +157,13 @@ class Postgres(Component):
 
     @property
     def data_dir(self) -> Path:
-        return self.root / "data"
+        # Resolved: when <state>/postgres is a symlink (see _prepare_root) the server must be
+        # given a path the `postgres` user can traverse.
+        return self.root.resolve() / "data"
 
     @property
     def socket_dir(self) -> Path:
-        return self.root / "run"
+        return self.root.resolve() / "run"
 
     def endpoints(self) -> list[Endpoint]:
         return [endpoint_of_url(self.ctx.settings.postgres_dsn)]
@@ -215,7 +221,7 @@ class Postgres(Component):
 
     def start(self) -> None:
         self._prepare_root()
-        data = self.data_dir.resolve() if self.data_dir.exists() else self.root.resolve() / "data"
+        data = self.data_dir
         if not (data / "PG_VERSION").exists():
             user = urlsplit(self.ctx.settings.postgres_dsn).username or "streamscout"
             self._pg("initdb", "-D", str(data), "-U", user, "--auth=trust", "-E", "UTF8",
@@ -223,10 +229,10 @@ class Postgres(Component):
             with open(data / "postgresql.conf", "a") as conf:
                 conf.write("\ninclude_if_exists = 'streamscout.conf'\n")
         self.socket_dir.mkdir(exist_ok=True)
-        (data / "streamscout.conf").write_text(render.postgres_conf(self.endpoints()[0], self.socket_dir.resolve()))
+        (data / "streamscout.conf").write_text(render.postgres_conf(self.endpoints()[0], self.socket_dir))
         (data / "pg_hba.conf").write_text(render.postgres_hba())
         self._prepare_root()  # chown what was just written
-        self.daemon.spawn([str(POSTGRES_BIN / "postgres"), "-D", str(self.data_dir)], user=self._run_as)
+        self.daemon.spawn([str(POSTGRES_BIN / "postgres"), "-D", str(data)], user=self._run_as)
 
     def after_healthy(self) -> str | None:
         import psycopg
