@@ -21,8 +21,9 @@ from pathlib import Path
 from aiohttp import WSMsgType, web
 
 from streamscout.common.recordings import ChatRecord, iter_records
-from streamscout.sim.chatmodel import ChannelChat, emote_ranges, escape_tag
+from streamscout.sim.chatmodel import emote_ranges, escape_tag
 from streamscout.sim.scenario import Channel, ChatModel
+from streamscout.sim.timeline import Timeline
 from streamscout.sim.world import World
 
 log = logging.getLogger(__name__)
@@ -72,9 +73,8 @@ class ChatServer:
         self.connections: set[Connection] = set()
         self.listeners: dict[str, set[Connection]] = {}
         self.joins: dict[str, deque[float]] = {}  # per account
-        self.chats: dict[str, ChannelChat] = {}
+        self.timeline = Timeline(world, tick)
         self.replays: list[Replay] = []
-        self._events_done: set[int] = set()
         self._faults_done: set[int] = set()
 
     # --- replay ------------------------------------------------------------------------
@@ -248,17 +248,8 @@ class ChatServer:
             await conn.ws.close()
 
     # --- generation --------------------------------------------------------------------
-    def _chat(self, channel: Channel) -> ChannelChat:
-        chat = self.chats.get(channel.login)
-        if chat is None or chat.channel is not channel:
-            chat = self.chats[channel.login] = ChannelChat(channel, self.world.seed)
-        return chat
-
     async def run(self) -> None:
-        """The tick loop: advance every live channel's chat model, deliver to listeners."""
-        world = self.world
-        tick_ms = int(self.tick * 1000)
-        dt = self.tick * world.speed
+        """The tick loop: advance the chat timeline, deliver to listeners, play replays."""
         step = 0
         ping_every = max(1, round(PING_INTERVAL / self.tick))
         loop = asyncio.get_running_loop()
@@ -268,25 +259,19 @@ class ChatServer:
             delay = origin + step * self.tick - loop.time()
             await asyncio.sleep(max(delay, 0))  # behind schedule: still let HTTP handlers run
             try:
-                await self._step(step, (step - 1) * dt, dt, tick_ms, ping_every)
+                await self._step(step, ping_every)
             except Exception:  # one bad tick must not end the chat for good
                 log.exception("chat tick failed", extra={"step": step})
 
-    async def _step(self, step: int, t: float, dt: float, tick_ms: int, ping_every: int) -> None:
-        world = self.world
-        now_ms = world.ms()
+    async def _step(self, step: int, ping_every: int) -> None:
+        now_ms = self.world.ms()
         if step % ping_every == 0:
             await self._ping()
-        await self._scheduled(t + dt, now_ms)
-        for channel in list(world.channels.values()):
-            if channel.chat.rate <= 0 or not channel.live_at(t):
-                continue
-            chat = self._chat(channel)
-            multiplier = world.burst_multiplier(channel.login, t)
-            n = chat.counts(t, dt, multiplier)
-            listeners = self.listeners.get(channel.login)
-            if n and listeners:
-                lines = chat.lines(n, now_ms, tick_ms, channel.id, hype=multiplier > 1.5)
+        await self._chat_faults()
+        batches = self.timeline.step(step, now_ms, wanted=lambda login: bool(self.listeners.get(login)))
+        for login, lines in batches.items():
+            listeners = self.listeners.get(login)
+            if listeners:
                 await self._deliver(listeners, lines)
         if self.replays:
             await self._replay(now_ms)
@@ -307,24 +292,11 @@ class ChatServer:
             except ConnectionError:
                 self._forget(conn)
 
-    async def _scheduled(self, t: float, now_ms: int) -> None:
-        """Raids, gift floods and chat faults whose time has come."""
-        world = self.world
-        for index, ev in enumerate(world.scenario.events):
-            if index in self._events_done or ev.at > t or ev.type not in ("raid", "gift_subs"):
-                continue
-            self._events_done.add(index)
-            channel = world.channels[ev.channel]
-            chat = self._chat(channel)
-            if ev.type == "raid":
-                lines = chat.raid(now_ms, channel.id, ev.source, ev.count or 500)
-            else:
-                lines = chat.gift_subs(now_ms, channel.id, ev.count or 10)
-            if self.listeners.get(ev.channel):
-                await self._deliver(self.listeners[ev.channel], lines)
-        for index, active in enumerate(world.faults):
+    async def _chat_faults(self) -> None:
+        """Scheduled (or injected) socket drops and RECONNECTs whose time has come."""
+        for index, active in enumerate(self.world.faults):
             kind = active.fault.type
-            if kind in ("chat_drop", "chat_reconnect") and index not in self._faults_done and active.start <= world.now():
+            if kind in ("chat_drop", "chat_reconnect") and index not in self._faults_done and active.start <= self.world.now():
                 self._faults_done.add(index)
                 await (self.drop_all() if kind == "chat_drop" else self.reconnect_all())
 
