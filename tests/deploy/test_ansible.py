@@ -112,3 +112,15 @@ def test_templates_render_with_ansible(tmp_path) -> None:
                  if line and not line.startswith("#"))
     assert kafka["listeners"] == f"PLAINTEXT://{settings.kafka_bootstrap},CONTROLLER://127.0.0.1:{settings.kafka_controller_port}"
     assert kafka["num.partitions"] == str(settings.kafka_partitions)
+
+
+def test_every_config_file_the_role_copies_exists() -> None:
+    from deploy_support import REPO
+
+    tasks = "\n".join(p.read_text() for p in (ANSIBLE_DIR / "roles/streamscout/tasks").glob("*.yml"))
+    paths = [value for key, value in DEFAULTS.items()
+             if isinstance(value, str) and value.startswith("configs/") and f"{{{{ {key} }}}}" in tasks]
+    paths += ["configs/prometheus.yml", "configs/prometheus", "configs/alertmanager.yml"]
+    assert len(paths) >= 7
+    for relative in paths:
+        assert (REPO / relative).exists(), f"the ansible role copies {relative}, which is missing"
