@@ -99,7 +99,5 @@
           package = self.packages.${system}.default;
         }
       );
-
-      formatter = forAll (system: pkgs: pkgs.nixfmt-rfc-style);
     };
 }

@@ -116,7 +116,10 @@ let
     build-system = [ ps.hatchling ];
     dependencies = runtimeDeps;
     # pyproject pins twitchAPI exactly for pip users; accept the version nixpkgs carries.
-    pythonRelaxDeps = [ "twitchAPI" ];
+    pythonRelaxDeps = [
+      "twitchAPI"
+      "twitchapi"
+    ];
     optional-dependencies.flink = [ apache-flink ];
     pythonImportsCheck = [
       "streamscout.cli"

@@ -15,6 +15,7 @@ import dataclasses
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,32 @@ def test_environment_variables_in_units_are_known_settings() -> None:
     for unit in UNITS:
         for name in re.findall(r"\bSTREAMSCOUT_[A-Z_]+", unit.read_text()):
             assert name in known, f"{unit.name}: {name} is not a setting"
+
+
+def _streamscout_commands() -> set[tuple[str, ...]]:
+    commands = set()
+    for unit in SERVICES:
+        for line in parse_unit(unit)["Service"].get("ExecStart", []):
+            words = line.split()
+            if words[0] == "/opt/streamscout/venv/bin/streamscout":
+                commands.add(tuple(w for w in words[1:3] if not w.startswith(("-", "$"))))
+    return commands
+
+
+@pytest.mark.parametrize("command", sorted(_streamscout_commands()), ids=" ".join)
+def test_units_run_existing_streamscout_commands(command: tuple[str, ...]) -> None:
+    """The stubbed verify root cannot catch a misspelt sub-command; the real CLI can."""
+    cli = Path(sys.executable).parent / "streamscout"
+    if not cli.exists():
+        pytest.skip(f"{cli} is not installed")
+    result = subprocess.run([str(cli), *command, "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+def test_flink_units_run_scripts_of_the_pyflink_distribution() -> None:
+    pyflink = pytest.importorskip("pyflink", reason="apache-flink is not installed")
+    home = Path(pyflink.__file__).parent
+    for name in ["flink-jobmanager.service", "flink-taskmanager.service"]:
+        program = parse_unit(SYSTEMD_DIR / name)["Service"]["ExecStart"][-1].split()[0]
+        assert program.startswith("/opt/flink/bin/")
+        assert (home / "bin" / Path(program).name).is_file(), program
