@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import aiohttp
 import pytest
 from sim_helpers import RawIrc, user_client, wait_for
 from twitchAPI.chat import Chat, ChatMessage
@@ -219,3 +220,25 @@ def test_a_vanishing_client_does_not_stop_chat_for_the_others(sim):
                 await irc.close()
 
     asyncio.run(main())
+
+
+def test_caps_decide_what_a_client_gets_and_anonymous_login_reads(sim):
+    s = sim({"channels": [{"login": "a", "id": "1", "chat": {"rate": 50, "timeouts": 0.3}}]})
+
+    async def main():
+        async with aiohttp.ClientSession() as session:
+            ws = await session.ws_connect(s.info["chat_url"])
+            irc = RawIrc(session, ws)
+            try:
+                await irc.send("NICK justinfan4711", "JOIN #a")  # no PASS, no CAP REQ
+                await irc.read_until(lambda l: " 376 " in l)
+                await irc.read_until(lambda l: sum(" PRIVMSG #a " in x for x in irc.lines) >= 100)
+                return irc.lines
+            finally:
+                await irc.close()
+
+    lines = asyncio.run(main())
+    assert lines[0] == ":tmi.twitch.tv 001 justinfan4711 :Welcome, GLHF!"
+    assert any(l.startswith(":justinfan4711!justinfan4711@justinfan4711.tmi.twitch.tv JOIN #a") for l in lines)
+    assert not any(l.startswith("@") for l in lines)  # no tags without twitch.tv/tags
+    assert not any(" CLEARCHAT " in l or " ROOMSTATE " in l or "GLOBALUSERSTATE" in l for l in lines)

@@ -46,13 +46,40 @@ class Connection:
     caps: set[str] = field(default_factory=set)
     channels: set[str] = field(default_factory=set)
 
+    @property
+    def cap_key(self) -> tuple[bool, bool]:
+        return "twitch.tv/tags" in self.caps, "twitch.tv/commands" in self.caps
+
     async def send(self, *lines: str) -> None:
-        """Send lines as one frame; a socket that went away meanwhile is not an error."""
-        if not self.ws.closed:
+        """Send lines as one frame (as this client's caps allow); a socket that went away
+        meanwhile is not an error."""
+        frame = render(list(lines), *self.cap_key)
+        if frame and not self.ws.closed:
             try:
-                await self.ws.send_str("\r\n".join(lines))
+                await self.ws.send_str(frame)
             except ConnectionError:
                 pass
+
+
+# Without twitch.tv/commands Twitch sends none of these; without twitch.tv/tags, no tags.
+COMMANDS_CAP_ONLY = frozenset(("USERNOTICE", "CLEARCHAT", "CLEARMSG", "ROOMSTATE", "USERSTATE", "GLOBALUSERSTATE",
+                               "RECONNECT", "HOSTTARGET", "WHISPER"))
+
+
+def _command(line: str) -> str:
+    rest = line.partition(" ")[2] if line.startswith("@") else line
+    if rest.startswith(":"):
+        rest = rest.partition(" ")[2]
+    return rest.partition(" ")[0]
+
+
+def render(lines: list[str], tags: bool, commands: bool) -> str:
+    """The frame a client with these caps gets for these lines."""
+    if not commands:
+        lines = [line for line in lines if _command(line) not in COMMANDS_CAP_ONLY]
+    if not tags:
+        lines = [line.partition(" ")[2] if line.startswith("@") else line for line in lines]
+    return "\r\n".join(lines)
 
 
 @dataclass
@@ -146,7 +173,9 @@ class ChatServer:
             return
         if verb == "NICK":
             nick = rest.strip().lower()
-            if not conn.token_ok or (nick != conn.nick and not nick.startswith("justinfan")):
+            if not conn.token_ok and nick.startswith("justinfan"):
+                conn.nick = nick  # anonymous read-only login, as Twitch allows
+            elif not conn.token_ok or nick != conn.nick:
                 await conn.send(f"{SERVER} NOTICE * :Login authentication failed")
                 await conn.ws.close()
                 return
@@ -155,7 +184,9 @@ class ChatServer:
             await conn.send(f"{SERVER} 001 {n} :Welcome, GLHF!", f"{SERVER} 002 {n} :Your host is tmi.twitch.tv",
                             f"{SERVER} 003 {n} :This server is rather new", f"{SERVER} 004 {n} :-",
                             f"{SERVER} 375 {n} :-", f"{SERVER} 372 {n} :You are in a maze of twisty passages, all alike.",
-                            f"{SERVER} 376 {n} :>")
+                            f"{SERVER} 376 {n} :>",
+                            f"@badge-info=;badges=;color=;display-name={n};emote-sets=0;user-id={self.world.scenario.bot_id};"
+                            f"user-type= {SERVER} GLOBALUSERSTATE")
             return
         if verb == "PING":
             await conn.send(f"{SERVER} PONG tmi.twitch.tv {rest or ':tmi.twitch.tv'}".rstrip())
@@ -282,10 +313,16 @@ class ChatServer:
                 await conn.send("PING :tmi.twitch.tv")
 
     async def _deliver(self, listeners: set[Connection], lines: list[str]) -> None:
-        frame = "\r\n".join(lines)
+        frames: dict[tuple[bool, bool], str] = {}  # rendered once per caps combination
         for conn in list(listeners):
             if conn.ws.closed:
                 self._forget(conn)
+                continue
+            key = conn.cap_key
+            frame = frames.get(key)
+            if frame is None:
+                frame = frames[key] = "\r\n".join(lines) if key == (True, True) else render(lines, *key)
+            if not frame:
                 continue
             try:
                 await conn.ws.send_str(frame)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -19,6 +20,7 @@ from typing import Any, Callable
 from streamscout.sim.scenario import Channel, Fault, Scenario
 from streamscout.sim.tokens import TokenStore
 
+log = logging.getLogger(__name__)
 CLIP_WORDS = ("Awkward", "Helpless", "Salamander", "Swift", "Brave", "Tiny", "Sleepy", "Golden",
               "Crispy", "Lazy", "Fierce", "Happy", "Clever", "Spicy", "Gentle", "Wild", "Noisy")
 CLIP_ANIMALS = ("Otter", "Falcon", "Badger", "Llama", "Penguin", "Walrus", "Gecko", "Mantis")
@@ -207,8 +209,10 @@ class World:
 
     def record_clip_request(self, broadcaster_id: str | None, arrived_ms: int, status: int,
                             outcome: str, clip_id: str | None = None) -> None:
-        self.truth.clip_requests.append({"arrived_ms": arrived_ms, "broadcaster_id": broadcaster_id,
-                                         "status": status, "outcome": outcome, "clip_id": clip_id})
+        entry = {"arrived_ms": arrived_ms, "broadcaster_id": broadcaster_id, "status": status,
+                 "outcome": outcome, "clip_id": clip_id}
+        self.truth.clip_requests.append(entry)
+        log.info("create clip request", extra=entry)
 
     # --- faults --------------------------------------------------------------------
     def add_fault(self, fault: Fault) -> None:
@@ -235,6 +239,7 @@ class World:
             if f.rate < 1.0 and self.rng.random() >= f.rate:
                 continue
             active.used += 1
+            log.info("fault injected", extra={"fault": f.type, "path": path, "method": method, "channel": channel})
             return f
         return None
 
