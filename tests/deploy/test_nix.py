@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -254,3 +255,37 @@ def test_flink_reads_the_generated_config_yaml(role: str, command: str, tmp_path
                  "network.max", "managed.size", "jvm-metaspace.size", "jvm-overhead.max"]
         total = sum(int(sizes[f"taskmanager.memory.{p}"]) for p in parts)
     assert total == process_mib * 1024 * 1024
+
+
+def test_module_commands_exist_in_the_cli() -> None:
+    """The module runs `python -m streamscout.cli detector submit` and seeds simulator tokens with
+    `seed-tokens --force --auto-approve-url`; the real CLI must accept exactly that."""
+    module = (NIX_DIR / "module.nix").read_text()
+    assert "-m streamscout.cli detector submit" in module
+    submit = subprocess.run([sys.executable, "-m", "streamscout.cli", "detector", "submit", "--help"],
+                            capture_output=True, text=True, timeout=120)
+    assert submit.returncode == 0, submit.stderr
+    seed = subprocess.run([sys.executable, "-m", "streamscout.cli", "seed-tokens", "--help"],
+                          capture_output=True, text=True, timeout=120)
+    assert seed.returncode == 0, seed.stderr
+    for flag in ["--force", "--auto-approve-url"]:
+        assert flag in module and flag in seed.stdout
+    check = subprocess.run([sys.executable, "-m", "streamscout.cli", "tokens", "check", "--help"],
+                           capture_output=True, text=True, timeout=120)
+    assert check.returncode == 0, check.stderr
+
+
+def test_vm_test_script_is_valid_python() -> None:
+    """The VM test's Python runs only inside the NixOS test driver; compile it here at least, and
+    check it uses only the driver's names."""
+    import ast
+    import builtins
+
+    script = nix_eval("(import ./nix/vm-test.nix { module = null; }).testScript")
+    tree = ast.parse(script)
+    assigned = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    imported = {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    driver = {"machine", "start_all", "subtest"}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            assert node.id in driver | assigned | imported | set(dir(builtins)), node.id
