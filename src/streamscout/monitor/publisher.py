@@ -6,7 +6,10 @@ thread only appends to a bounded in-memory backlog (:meth:`Publisher.publish`, a
 one publisher thread creates the producer (retrying while no broker answers), moves records
 from the backlog into the producer while fewer than ``max_in_flight`` are unacknowledged, and
 puts every failed record back into the backlog. A broker outage therefore fills the backlog,
-makes :meth:`healthy` false, and drains by itself when Kafka returns. Nothing is lost unless the
+makes :meth:`healthy` false, and drains by itself when Kafka returns; a producer that has
+acknowledged nothing for ``recreate_seconds`` while records wait is closed (its batches come
+back as failures) and replaced, because kafka-python's idempotent producer can stay wedged after
+its batches expired in an outage. Nothing is lost unless the
 backlog overflows (``max_backlog`` records, oldest dropped and counted as publish errors).
 Records can be delivered twice (a retried batch that had in fact been written): at-least-once.
 
@@ -24,11 +27,22 @@ import time
 from collections import deque
 from typing import Any, Callable, Optional
 
+from kafka.errors import MessageSizeTooLargeError
+
 from streamscout.monitor.metrics import MonitorMetrics
 
 log = logging.getLogger(__name__)
 
 Item = tuple[str, bytes, bytes]  # topic, key, value
+
+
+class _Generation:
+    """Records in flight on one producer instance (a replaced producer's callbacks still land)."""
+
+    __slots__ = ("in_flight",)
+
+    def __init__(self) -> None:
+        self.in_flight = 0
 
 
 def producer_config(bootstrap: str, compression: Optional[str] = "gzip", linger_ms: int = 20) -> dict[str, Any]:
@@ -68,6 +82,7 @@ class Publisher:
         max_backlog: int = 1_000_000,
         max_in_flight: int = 100_000,
         stall_seconds: float = 10.0,
+        recreate_seconds: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._factory = producer_factory
@@ -75,10 +90,13 @@ class Publisher:
         self._max_backlog = max_backlog
         self._max_in_flight = max_in_flight
         self._stall_seconds = stall_seconds
+        self._recreate_seconds = recreate_seconds
         self._clock = clock
         self._backlog: deque[Item] = deque()
-        self._in_flight = 0
-        self._lock = threading.Lock()  # guards _in_flight and the ack bookkeeping
+        self._generation = _Generation()  # the current producer's in-flight count
+        self._generations: list[_Generation] = []  # producers with records still in flight
+        self._created_at = clock()
+        self._lock = threading.Lock()  # guards the in-flight counts and the ack bookkeeping
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._producer: Any = None
@@ -102,8 +120,8 @@ class Publisher:
 
     @property
     def pending(self) -> int:
-        """Records not yet acknowledged by Kafka (backlog + in flight)."""
-        return len(self._backlog) + self._in_flight
+        """Records not yet acknowledged by Kafka (backlog + in flight, old producers included)."""
+        return len(self._backlog) + sum(g.in_flight for g in self._generations)
 
     def healthy(self) -> tuple[bool, str]:
         """(ok, detail): a producer exists and unacknowledged records are being acknowledged."""
@@ -147,57 +165,90 @@ class Publisher:
                     return
                 try:
                     self._producer = self._factory()
-                    self._metrics.kafka_connected.set(1)
-                    log.info("kafka producer connected")
-                    backoff = 0.2
                 except Exception as exc:  # NoBrokersAvailable and friends: retry forever
                     self._last_error = f"cannot connect: {exc}"
                     self._metrics.kafka_connected.set(0)
                     self._stopping.wait(backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
+                self._generation = _Generation()
+                self._generations.append(self._generation)
+                self._created_at = self._last_ack = self._clock()
+                self._metrics.kafka_connected.set(1)
+                log.info("kafka producer connected")
+                backoff = 0.2
+            self._generations = [g for g in self._generations if g is self._generation or g.in_flight > 0]
             moved = self._drain()
             if self._stopping.is_set() and not self._backlog:
                 return  # close() flushes what is in flight
+            if self._wedged():
+                self._replace_producer()
+                continue
             if not moved:
                 self._wake.clear()
                 if not self._backlog:
                     self._wake.wait(0.1)
                 else:
-                    time.sleep(0.005)  # in-flight window full: let acks arrive
+                    time.sleep(0.005)  # in-flight window full or sends failing: let acks arrive
+
+    def _wedged(self) -> bool:
+        """Records wait and nothing was acknowledged for ``recreate_seconds`` on this producer."""
+        now = self._clock()
+        return (
+            self.pending > 0
+            and now - self._last_ack > self._recreate_seconds
+            and now - self._created_at > self._recreate_seconds
+        )
+
+    def _replace_producer(self) -> None:
+        """Close the producer without waiting (its unsent batches fail and come back through
+        ``_on_error``) and build a new one: a producer that lived through a broker outage can be
+        stuck (an idempotent producer whose batches expired); a fresh one starts clean."""
+        old, self._producer = self._producer, None
+        self._metrics.kafka_connected.set(0)
+        log.warning("replacing the kafka producer", extra={"pending": self.pending})
+        try:
+            old.close(timeout=0)
+        except Exception as exc:
+            log.warning("closing the old kafka producer failed", extra={"error": str(exc)})
 
     def _drain(self) -> int:
         moved = 0
         producer = self._producer
-        while self._backlog and self._in_flight < self._max_in_flight:
+        generation = self._generation
+        while self._backlog and generation.in_flight < self._max_in_flight:
             item = self._backlog.popleft()
             topic, key, value = item
             started = self._clock()
             try:
                 future = producer.send(topic, key=key, value=value)
-            except Exception as exc:  # metadata unavailable (broker down at start), too large, ...
+            except MessageSizeTooLargeError as exc:  # retrying cannot help: drop it, loudly
+                self._metrics.messages_dropped.inc()
+                self._note_error(f"record dropped: {exc}")
+                continue
+            except Exception as exc:  # metadata unavailable (broker down at start), closed, ...
                 self._backlog.appendleft(item)
                 self._note_error(f"send failed: {exc}")
                 self._stopping.wait(0.5)
                 return moved
             with self._lock:
-                self._in_flight += 1
-            future.add_callback(self._on_ack, started)
-            future.add_errback(self._on_error, item)
+                generation.in_flight += 1
+            future.add_callback(self._on_ack, generation, started)
+            future.add_errback(self._on_error, generation, item)
             moved += 1
         return moved
 
-    def _on_ack(self, started: float, _metadata: Any) -> None:
+    def _on_ack(self, generation: "_Generation", started: float, _metadata: Any) -> None:
         now = self._clock()
         with self._lock:
-            self._in_flight -= 1
+            generation.in_flight -= 1
             self._last_ack = now
         self._metrics.messages_published.inc()
         self._metrics.kafka_send_seconds.observe(now - started)
 
-    def _on_error(self, item: Item, exc: BaseException) -> None:
+    def _on_error(self, generation: "_Generation", item: Item, exc: BaseException) -> None:
         with self._lock:
-            self._in_flight -= 1
+            generation.in_flight -= 1
         self._backlog.append(item)  # at-least-once: try again
         self._note_error(f"delivery failed: {exc}")
         self._wake.set()
