@@ -31,8 +31,8 @@ SERVER = ":tmi.twitch.tv"
 JOIN_LIMIT, JOIN_WINDOW = 20, 10.0
 RECONNECT_GRACE = 2.0
 PING_INTERVAL = 240.0  # Twitch pings a little under every 5 minutes
-TS_TAG = re.compile(r"tmi-sent-ts=\d+")
-ROOM_TAG = re.compile(r"room-id=\d*")
+TS_TAG = re.compile(r"(?<=[@;])tmi-sent-ts=\d+")
+ROOM_TAG = re.compile(r"(?<=[@;])room-id=\d*")  # not source-room-id
 REPLAY_SEND = ("PRIVMSG", "USERNOTICE", "CLEARCHAT", "CLEARMSG")
 
 
