@@ -53,8 +53,8 @@ def build_app(world: World, chat: ChatServer) -> web.Application:
                     return web.Response(status=200, text="<html>502 Bad Gateway", content_type="application/json")
                 if fault.type == "hang":
                     await _hang(request)
-                else:
-                    await asyncio.sleep(fault.delay)
+                    return twitch_error(504, "simulated hang")  # only seen if the client waited an hour
+                await asyncio.sleep(fault.delay)
         try:
             return await handler(request)
         except web.HTTPNotFound:
@@ -73,7 +73,7 @@ async def _hang(request: web.Request) -> None:
     while asyncio.get_running_loop().time() < deadline:
         transport = request.transport
         if transport is None or transport.is_closing():
-            raise asyncio.CancelledError
+            return
         await asyncio.sleep(0.1)
 
 
