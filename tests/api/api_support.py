@@ -41,6 +41,8 @@ class RunningApi:
     url: str
     registry: CollectorRegistry
     server: object
+    thread: threading.Thread
+    stopping: threading.Event
 
     def get(self, path: str, headers: dict[str, str] | None = None) -> Answer:
         request = urllib.request.Request(self.url + path, headers=headers or {})
@@ -58,13 +60,25 @@ def start_api(dsn: str, *, store_factory=ClipStore, threads: int = 4, cache_seco
     registry = CollectorRegistry()
     app = create_app(store_factory(pool), registry=registry, cache_seconds=cache_seconds, **app_args)
     server = waitress.create_server(app, host="127.0.0.1", port=0, threads=threads)
-    threading.Thread(target=server.run, daemon=True).start()
-    return RunningApi(f"http://127.0.0.1:{server.effective_port}", registry, server), pool
+    stopping = threading.Event()
+
+    def serve() -> None:
+        try:
+            server.run()
+        except OSError:  # closing the server from another thread can break the poll in flight
+            if not stopping.is_set():
+                raise
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return RunningApi(f"http://127.0.0.1:{server.effective_port}", registry, server, thread, stopping), pool
 
 
 def stop_api(api: RunningApi, pool) -> None:
+    api.stopping.set()
     api.server.close()
     api.server.task_dispatcher.shutdown()
+    api.thread.join(timeout=5)
     pool.close()
 
 

@@ -22,7 +22,7 @@ import binascii
 import json
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -130,9 +130,6 @@ class ClipQuery:
 
     def next_query_string(self, cursor: Cursor) -> str:
         return urlencode(self.params(cursor))
-
-    def after(self, cursor: Cursor) -> "ClipQuery":
-        return replace(self, cursor=cursor)
 
 
 def _iso_z(moment: datetime) -> str:

@@ -55,7 +55,8 @@ def pool_from_settings(settings: Settings) -> ConnectionPool:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat(timespec="seconds" if not moment.microsecond else "microseconds") + "Z"
+    """Naive UTC -> ISO 8601 with ``Z`` (microseconds only when there are any)."""
+    return None if moment is None else moment.isoformat() + "Z"
 
 
 def clip_json(row: tuple) -> dict[str, Any]:
@@ -115,7 +116,8 @@ class ClipStore:
         if len(rows) <= query.limit:
             return rows, None
         rows = rows[: query.limit]
-        return rows, Cursor(detected_at=rows[-1][7], id=rows[-1][0])
+        last = rows[-1]  # CLIP_COLUMNS order: id first, detected_at eighth
+        return rows, Cursor(detected_at=last[7], id=last[0])
 
     def stats(self) -> dict[str, int]:
         return self.pool.get_stats()
