@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import signal
+import sys
 
 import click
 
@@ -26,6 +28,9 @@ def api(ctx: click.Context, cache_seconds: float) -> None:
     settings = get_settings(ctx)
     pool = pool_from_settings(settings)
     app = create_app(ClipStore(pool), registry=CollectorRegistry(), cache_seconds=cache_seconds)
+    # systemd stops with SIGTERM: turn it into SystemExit, which waitress answers by finishing the
+    # requests in flight before serve() returns.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     log.info("api listening", extra={"host": settings.api_host, "port": settings.api_port,
                                      "threads": settings.api_threads})
     try:
@@ -33,3 +38,4 @@ def api(ctx: click.Context, cache_seconds: float) -> None:
                        ident="streamscout", _quiet=True)
     finally:
         pool.close()
+        log.info("api stopped")
