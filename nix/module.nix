@@ -489,15 +489,14 @@ in
       };
       provision = {
         enable = true;
+        # The committed provisioning files: datasources by uid, and a provider that loads the
+        # dashboards from /etc/streamscout/grafana/dashboards.
         datasources.path = ../configs/grafana/provisioning/datasources;
-        dashboards.settings.providers = [
-          {
-            name = "StreamScout";
-            type = "file";
-            options.path = ../configs/grafana/dashboards;
-          }
-        ];
+        dashboards.path = ../configs/grafana/provisioning/dashboards;
       };
+    };
+    environment.etc."streamscout/grafana/dashboards" = mkIf cfg.grafana.enable {
+      source = ../configs/grafana/dashboards;
     };
     systemd.services.streamscout-grafana-secret = mkIf cfg.grafana.enable {
       description = "Grafana secret key for StreamScout (generated once)";

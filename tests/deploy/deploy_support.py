@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -36,3 +37,9 @@ def parse_unit(path: Path) -> dict[str, dict[str, list[str]]]:
         key, _, value = line.partition("=")
         current.setdefault(key.strip(), []).append(value.strip())
     return sections
+
+
+def cli_environment() -> dict[str, str]:
+    """This process's environment without STREAMSCOUT_* settings, so `--help` runs never trip over
+    a developer's own settings."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("STREAMSCOUT_")}

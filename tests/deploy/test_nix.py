@@ -23,7 +23,7 @@ import yaml
 
 from streamscout.common.config import Settings, env_name, load_settings
 
-from deploy_support import NIX_DIR, REPO, require_tool
+from deploy_support import NIX_DIR, REPO, cli_environment, require_tool
 
 pytestmark = pytest.mark.unit
 
@@ -263,15 +263,15 @@ def test_module_commands_exist_in_the_cli() -> None:
     module = (NIX_DIR / "module.nix").read_text()
     assert "-m streamscout.cli detector submit" in module
     submit = subprocess.run([sys.executable, "-m", "streamscout.cli", "detector", "submit", "--help"],
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=120, env=cli_environment())
     assert submit.returncode == 0, submit.stderr
     seed = subprocess.run([sys.executable, "-m", "streamscout.cli", "seed-tokens", "--help"],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, env=cli_environment())
     assert seed.returncode == 0, seed.stderr
     for flag in ["--force", "--auto-approve-url"]:
         assert flag in module and flag in seed.stdout
     check = subprocess.run([sys.executable, "-m", "streamscout.cli", "tokens", "check", "--help"],
-                           capture_output=True, text=True, timeout=120)
+                           capture_output=True, text=True, timeout=120, env=cli_environment())
     assert check.returncode == 0, check.stderr
 
 

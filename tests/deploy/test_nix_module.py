@@ -4,7 +4,7 @@ This machine has no nixpkgs checkout, only nixpkgs' lib/ (the nix-community/nixp
 or <nixpkgs/lib> wherever NIX_PATH has one). tests/deploy/nix/eval-module.nix declares the NixOS
 options the module sets as free-form and stands in for packages, so what is checked is the
 module itself: its option types and defaults, assertions, mkIf/mkDefault merging, and the units,
-environment and service settings it generates. Set STREAMSCOUT_NIXPKGS_LIB to a nixpkgs lib/
+environment and service settings it generates. Set NIXPKGS_LIB to a nixpkgs lib/
 directory; without one these tests skip and say so.
 """
 
@@ -35,13 +35,13 @@ SIM = "simulator.enable = true; discordWebhookFile = \"/run/keys/discord\";"
 @pytest.fixture(scope="module")
 def nixpkgs_lib() -> Path:
     tool = require_tool("nix-instantiate")
-    candidates = [os.environ.get("STREAMSCOUT_NIXPKGS_LIB", "")]
+    candidates = [os.environ.get("NIXPKGS_LIB", "")]
     found = subprocess.run([tool, "--find-file", "nixpkgs/lib"], capture_output=True, text=True)
     candidates.append(found.stdout.strip())
     for candidate in candidates:
         if candidate and (Path(candidate) / "modules.nix").is_file():
             return Path(candidate)
-    pytest.skip("no nixpkgs lib/ here (set STREAMSCOUT_NIXPKGS_LIB); the module cannot be evaluated")
+    pytest.skip("no nixpkgs lib/ here (set NIXPKGS_LIB); the module cannot be evaluated")
 
 
 def evaluate(lib: Path, settings: str, attribute: str = "") -> object:

@@ -22,7 +22,7 @@ import pytest
 
 from streamscout.common.config import Settings, env_name
 
-from deploy_support import SYSTEMD_DIR, parse_unit, require_tool
+from deploy_support import SYSTEMD_DIR, cli_environment, parse_unit, require_tool
 
 pytestmark = pytest.mark.unit
 
@@ -189,7 +189,8 @@ def test_units_run_existing_streamscout_commands(command: tuple[str, ...]) -> No
     cli = Path(sys.executable).parent / "streamscout"
     if not cli.exists():
         pytest.skip(f"{cli} is not installed")
-    result = subprocess.run([str(cli), *command, "--help"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([str(cli), *command, "--help"], capture_output=True, text=True, timeout=120,
+                            env=cli_environment())
     assert result.returncode == 0, result.stderr
 
 
