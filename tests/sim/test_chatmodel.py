@@ -72,6 +72,10 @@ def test_lines_are_privmsgs_with_the_twitch_tag_set():
     assert 0.35 < sum(r.text.startswith("!") for r in privmsgs) / 400 < 0.65
     assert len({r.message_id for r in privmsgs}) == 400
     assert any("reply-parent-msg-id" in r.tags for r in privmsgs)
+    for record in privmsgs:
+        only_emotes = all(any(s <= i <= e for _, s, e in record.emotes) for i, ch in enumerate(record.text) if ch != " ")
+        assert (record.tags.get("emote-only") == "1") == (bool(record.emotes) and only_emotes)
+    assert any(r.tags.get("emote-only") == "1" for r in privmsgs)
 
 
 def test_raid_and_gift_sub_notices():

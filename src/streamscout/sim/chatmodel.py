@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from streamscout.sim.scenario import TWITCH_EMOTES, Channel
 
+EMOTE_SPAM_SHARE = 0.3  # of the messages that are not !commands, outside bursts
 COMMANDS = ("!uptime", "!song", "!socials", "!discord", "!followage", "!points", "!prime", "!game",
             "!title", "!watchtime", "!specs", "!sens")
 WORDS = ("lol", "what", "no way", "chat", "is this real", "W", "L", "based", "true", "clip it",
@@ -118,9 +119,10 @@ class ChannelChat:
     def _text(self, hype: bool) -> str:
         rng = self.text_rng
         r = rng.random()
-        if r < self.model.commands:
+        commands = self.model.commands
+        if r < commands:
             return rng.choice(COMMANDS)
-        if hype or r < 0.35:
+        if hype or r < commands + (1 - commands) * EMOTE_SPAM_SHARE:
             emote = rng.choice(self.emotes)
             return " ".join([emote] * rng.randint(1, 4 if not hype else 6))
         words = rng.choice(WORDS)
@@ -152,7 +154,9 @@ class ChannelChat:
                          f"reply-thread-parent-user-login={parent.login};")
             seen = self.messages_seen.get(chatter.login, 0)
             self.messages_seen[chatter.login] = seen + 1
-            out.append(f"{chatter.head}emotes={emote_ranges(text)};first-msg={'1' if seen == 0 and rng.random() < 0.1 else '0'};"
+            emotes = emote_ranges(text)
+            emote_only = "emote-only=1;" if emotes and all(w in TWITCH_EMOTES for w in text.split(" ")) else ""
+            out.append(f"{chatter.head}{emote_only}emotes={emotes};first-msg={'1' if seen == 0 and rng.random() < 0.1 else '0'};"
                        f"flags=;id={msg_id};mod={chatter.mod};{reply}returning-chatter=0;room-id={room_id};"
                        f"subscriber={chatter.subscriber};tmi-sent-ts={ts};turbo=0;user-id={chatter.user_id};"
                        f"user-type={chatter.vip} {chatter.source} PRIVMSG #{channel} :{text}")
