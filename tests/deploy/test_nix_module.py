@@ -180,3 +180,19 @@ def test_optional_parts_can_be_switched_off(nixpkgs_lib: Path) -> None:
     names = evaluate(nixpkgs_lib, SIM + " alerting.enable = false; logs.enable = false; grafana.enable = false;",
                      "unitNames")
     assert not {"alertmanager", "alloy", "streamscout-grafana-secret"} & set(names)
+
+
+def test_logs_and_dashboards_use_the_committed_configs(sim_host: dict) -> None:
+    files = sim_host["files"]
+    assert files["lokiConfig"] == "configs/loki.yml"
+    assert files["etc"]["alloy/streamscout.alloy"] == "configs/alloy/config.alloy"
+    assert files["alloyConfigPath"] == "/etc/alloy"
+    assert files["grafanaDatasources"] == "configs/grafana/provisioning/datasources"
+    assert files["grafanaDashboards"] == "configs/grafana/provisioning/dashboards"
+    # The committed dashboard provider loads from where the module links the dashboards.
+    provider = yaml.safe_load(next((REPO / files["grafanaDashboards"]).glob("*.yml")).read_text())
+    dashboards_dir = provider["providers"][0]["options"]["path"]
+    assert files["etc"][dashboards_dir.removeprefix("/etc/")] == "configs/grafana/dashboards"
+    assert files["grafanaSecretKey"].startswith("$__file{/var/lib/grafana/")
+    for relative in files["etc"].values():
+        assert (REPO / relative).exists()

@@ -177,5 +177,18 @@ in
   nodeExporterPort = config.services.prometheus.exporters.node.port;
   grafanaEnabled = config.services.grafana.enable or false;
   lokiEnabled = config.services.loki.enable or false;
+  # Repository files the host uses, as paths relative to the repository (no store copies).
+  files =
+    let
+      rel = p: lib.removePrefix (toString ../../.. + "/") (toString p);
+    in
+    {
+      etc = lib.mapAttrs (_: e: if e ? source then rel e.source else null) config.environment.etc;
+      lokiConfig = rel config.services.loki.configFile;
+      grafanaDatasources = rel config.services.grafana.provision.datasources.path;
+      grafanaDashboards = rel config.services.grafana.provision.dashboards.path;
+      alloyConfigPath = config.services.alloy.configPath;
+      grafanaSecretKey = config.services.grafana.settings.security.secret_key;
+    };
   options = lib.mapAttrsRecursiveCond (a: !(a ? _type)) (_: o: o.type.name) evaluated.options.services.streamscout;
 }
