@@ -27,6 +27,7 @@ def test_killed_child_is_restarted_and_logs_to_its_file(tmp_path):
     try:
         assert wait_for(lambda: "up" in supervisor.log_file("sleeper").read_text())
         first = supervisor.pid("sleeper")
+        assert supervisor.pid_file("sleeper").read_text().strip() == str(first)
         os.kill(first, signal.SIGKILL)
 
         def restarted():
@@ -36,6 +37,7 @@ def test_killed_child_is_restarted_and_logs_to_its_file(tmp_path):
 
         assert wait_for(restarted)
         assert supervisor.restarts("sleeper") == 1
+        assert supervisor.pid_file("sleeper").read_text().strip() == str(supervisor.pid("sleeper"))
         assert wait_for(lambda: supervisor.log_file("sleeper").read_text().count("up") == 2)
     finally:
         supervisor.stop_all()

@@ -43,7 +43,7 @@ class _Child:
 
 
 class Supervisor:
-    """Runs :class:`ProcessSpec` children, logging each to ``<log_dir>/<name>.log``."""
+    """Runs :class:`ProcessSpec` children, logging each to ``<log_dir>/<name>.log`` (pid in ``.pid``)."""
 
     def __init__(
         self,
@@ -62,6 +62,10 @@ class Supervisor:
     def log_file(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
 
+    def pid_file(self, name: str) -> Path:
+        """Holds the running child's pid, for operators and fault-injection tests."""
+        return self.log_dir / f"{name}.pid"
+
     def start(self, spec: ProcessSpec) -> None:
         child = _Child(spec, RestartTracker(self.policy))
         self._children[spec.name] = child
@@ -74,6 +78,7 @@ class Supervisor:
                 child.spec.argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True,  # Ctrl-C reaches the supervisor only; it stops children in order
             )
+        self.pid_file(child.spec.name).write_text(f"{child.popen.pid}\n")
         child.started_at = self.clock()
         child.restart_at = None
         log.info("started", extra={"component": child.spec.name, "pid": child.popen.pid})
