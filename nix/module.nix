@@ -419,11 +419,15 @@ in
         "controller.quorum.voters" = [ "1@127.0.0.1:${toString cfg.kafka.controllerPort}" ];
         "log.dirs" = [ "/var/lib/apache-kafka" ];
         "num.partitions" = cfg.kafka.partitions;
-        "auto.create.topics.enable" = false;
+        "inter.broker.listener.name" = "PLAINTEXT";
         "offsets.topic.replication.factor" = 1;
         "transaction.state.log.replication.factor" = 1;
         "transaction.state.log.min.isr" = 1;
+        "share.coordinator.state.topic.replication.factor" = 1;
+        "share.coordinator.state.topic.min.isr" = 1;
         "group.initial.rebalance.delay.ms" = 0;
+        "log.retention.hours" = 24;
+        "log.segment.bytes" = 67108864;
       };
     };
 
