@@ -125,6 +125,8 @@ def kafka_log4j2() -> str:
             "logger.kafka.level = WARN",
             "logger.apache.name = org.apache.kafka",
             "logger.apache.level = WARN",
+            "logger.state.name = state.change.logger",
+            "logger.state.level = WARN",
             "logger.server.name = kafka.server.KafkaRaftServer",
             "logger.server.level = INFO",
             "",
