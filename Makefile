@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup test test-unit demo run bench stack-up stack-down clean
+.PHONY: setup test test-unit demo run bench stack-up stack-down stack-status clean
 
 setup:            ## install everything missing (apt packages, .venv, Kafka and Flink jars); idempotent
 	bash scripts/setup.sh
@@ -20,6 +20,9 @@ stack-up:
 
 stack-down:
 	$(BIN)/streamscout stack down
+
+stack-status:
+	$(BIN)/streamscout stack status
 
 demo: setup       ## the whole pipeline against the built-in Twitch simulator; Ctrl-C stops it
 	$(BIN)/streamscout demo
