@@ -54,6 +54,9 @@ def test_joined_chat_delivers_messages_parsed_by_pytwitchapi(sim):
                 assert word and " " not in word
     assert any(m.user.badges for m in received)
     assert len({m.user.name for m in received}) > 5
+    chat = s.ground_truth()["chat"]
+    assert chat["xqcow_sim"]["generated"] >= chat["xqcow_sim"]["delivered"] >= len(received)
+    assert chat["shroud_sim"]["generated"] > 0 and chat["shroud_sim"]["delivered"] == 0  # nobody joined it
 
 
 def test_reconnect_is_honoured_by_pytwitchapi(sim):

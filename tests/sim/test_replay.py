@@ -59,8 +59,9 @@ def test_xqcow_transcript_reaches_pytwitchapi_intact(sim, datasets_dir):
         assert message.text == (action.group("msg") if action else record.text)
         assert message.user.name == record.user and message.user.id == record.user_id
         assert message.emotes == expected_emotes(record)
-    truth = s.ground_truth()["replays"][0]
-    assert (truth["channel"], truth["records"]) == ("xqcow", 5000)
+    truth = s.ground_truth()
+    assert (truth["replays"][0]["channel"], truth["replays"][0]["records"]) == ("xqcow", 5000)
+    assert truth["chat"]["xqcow"] == {"generated": 4933, "delivered": 4933}
 
 
 def test_streams_list_the_replayed_channel(sim, datasets_dir):

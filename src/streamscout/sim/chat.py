@@ -348,10 +348,13 @@ class ChatServer:
             if end == replay.position:
                 continue
             channel = self.world.channels[replay.channel]
-            lines = [self._replay_line(r, channel, now_ms) for r in replay.records[replay.position:end]]
-            replay.position = end
+            start, replay.position = replay.position, end
+            lines = [self._replay_line(r, channel, now_ms) for r in replay.records[start:end]]
             lines = [line for line in lines if line]
-            if lines and self.listeners.get(replay.channel):
+            listened = bool(self.listeners.get(replay.channel))
+            privmsgs = sum(r.command == "PRIVMSG" for r in replay.records[start:end])
+            self.world.truth.count_chat(replay.channel, generated=privmsgs, delivered=privmsgs if listened else 0)
+            if lines and listened:
                 await self._deliver(self.listeners[replay.channel], lines)
 
     @staticmethod

@@ -55,7 +55,11 @@ class Timeline:
             chat = self.chat(channel)
             multiplier = world.burst_multiplier(channel.login, t)
             n = chat.counts(t, self.dt, multiplier)
-            if n and wanted(channel.login):
+            if not n:
+                continue
+            built = wanted(channel.login)
+            world.truth.count_chat(channel.login, generated=n, delivered=n if built else 0)
+            if built:
                 out.setdefault(channel.login, []).extend(
                     chat.lines(n, now_ms, self.tick_ms, channel.id, hype=multiplier > 1.5))
         return out

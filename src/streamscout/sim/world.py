@@ -91,9 +91,18 @@ class GroundTruth:
     clips: list[dict[str, Any]] = field(default_factory=list)
     faults: list[dict[str, Any]] = field(default_factory=list)
     replays: list[dict[str, Any]] = field(default_factory=list)
+    # per channel login: chat messages (PRIVMSG) the model generated, and those sent to listeners
+    chat: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def count_chat(self, login: str, generated: int = 0, delivered: int = 0) -> None:
+        entry = self.chat.get(login)
+        if entry is None:
+            entry = self.chat[login] = {"generated": 0, "delivered": 0}
+        entry["generated"] += generated
+        entry["delivered"] += delivered
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(self)  # a deep copy: safe to hand to another thread
 
 
 def iso(ms: int) -> str:
