@@ -637,6 +637,7 @@ in
             Restart = "on-failure";
             RestartSec = "30s";
             TimeoutStartSec = "10min";
+            LogsDirectory = "flink"; # `flink run` writes its client log there
             ExecStart = "${pyflinkPython} -m streamscout.cli detector submit";
           };
       };
