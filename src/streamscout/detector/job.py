@@ -43,12 +43,11 @@ from pyflink.table import StreamTableEnvironment
 from streamscout.common.config import Settings, load_settings
 from streamscout.detector.clips import ClipRunner, DetectionRepository, HelixClipClient
 from streamscout.detector.lifecycle import FAILURE_REASONS, ClipLifecycle, ClipRequest, Schedule
-from streamscout.detector.submit import JOB_NAME, checkpoint_root
+from streamscout.detector.submit import JOB_NAME, checkpoint_root, job_name
 from streamscout.detector.stats import DetectorParams, OutOfOrderBucket, SpikeDetector
 
 log = logging.getLogger(__name__)
 
-CONSUMER_GROUP = JOB_NAME
 # Broadcasters silent this long lose their state (a new warm-up if they come back).
 STATE_TTL_HOURS = 2
 MALFORMED_KEY = -1
@@ -73,7 +72,7 @@ def source_ddl(settings: Settings, startup: str = "group-offsets") -> str:
             'connector' = 'kafka',
             'topic' = '{settings.topic_chat}',
             'properties.bootstrap.servers' = '{settings.kafka_bootstrap}',
-            'properties.group.id' = '{CONSUMER_GROUP}',
+            'properties.group.id' = '{JOB_NAME}',
             'properties.auto.offset.reset' = 'earliest',
             'scan.startup.mode' = '{mode}',
             'scan.watermark.idle-timeout' = '{int(settings.detector_idleness_seconds * 1000)} ms',
@@ -116,9 +115,9 @@ class DetectorFunction(KeyedProcessFunction):
 
     def open(self, runtime_context: RuntimeContext) -> None:
         from streamscout.auth.provider import SyncTokenProvider
-        from streamscout.common.logging import configure_logging
 
-        configure_logging(self.settings.log_level, service="detector")
+        # Logging stays PyFlink's: the worker's records are forwarded to the TaskManager log.
+        logging.getLogger("streamscout").setLevel(self.settings.log_level)
         self.params = DetectorParams.from_settings(self.settings)
         self.schedule = Schedule.from_settings(self.settings)
         tokens = SyncTokenProvider.from_settings(self.settings)
@@ -241,11 +240,17 @@ def _worker_pythonpath() -> str:
     return ":".join([*site.getsitepackages(), package_parent])
 
 
-def job_configuration(settings: Settings) -> Configuration:
-    """Checkpointing, retention, restart strategy and the Python runtime of the job."""
+def job_configuration(settings: Settings, execution_mode: str = "process") -> Configuration:
+    """Checkpointing, retention, restart strategy and the Python runtime of the job.
+
+    ``process`` (Beam workers) is the default: ``thread`` mode embeds CPython through pemja, which
+    on a standalone TaskManager only loads when flink-python's jar is in the cluster's ``lib/``
+    (from the user jar it fails with ``NoSuchFieldException: loadedLibraryNames``). Python sees
+    one row per broadcaster per bucket, so the mode does not limit throughput here.
+    """
     config = Configuration()
     values = {
-        "pipeline.name": JOB_NAME,
+        "pipeline.name": job_name(settings),
         "parallelism.default": str(settings.detector_parallelism),
         "execution.checkpointing.interval": f"{int(settings.detector_checkpoint_seconds * 1000)} ms",
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
@@ -256,14 +261,15 @@ def job_configuration(settings: Settings) -> Configuration:
         "restart-strategy.fixed-delay.attempts": "10",
         "restart-strategy.fixed-delay.delay": "3 s",
         "table.exec.source.idle-timeout": f"{int(settings.detector_idleness_seconds * 1000)} ms",
-        "python.execution-mode": "thread",
-        # The workers run this interpreter (the project's virtualenv, where pemja and streamscout are).
+        "python.execution-mode": execution_mode,
+        # The workers run this interpreter (the project's virtualenv).
         "python.executable": sys.executable,
-        # Thread mode embeds the interpreter, which does not see the virtualenv by itself.
-        "python.pythonpath": _worker_pythonpath(),
         # Timers and elements wait in a bundle at most this long (the clip delay is 10 s +- 0.5 s).
         "python.fn-execution.bundle.time": "100",
     }
+    if execution_mode == "thread":
+        # The embedded interpreter does not see the virtualenv by itself.
+        values["python.pythonpath"] = _worker_pythonpath()
     for key, value in values.items():
         config.set_string(key, value)
     return config
@@ -287,20 +293,19 @@ def build(env: StreamExecutionEnvironment, settings: Settings, startup: str = "g
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="StreamScout clip detector (PyFlink job)")
     parser.add_argument("--startup", choices=["group-offsets", "earliest", "latest"], default="group-offsets")
-    parser.add_argument("--skip-token-check", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--execution-mode", choices=["process", "thread"], default="process")
     args = parser.parse_args(argv)
     settings = load_settings()
-    if not args.skip_token_check:
-        from streamscout.auth.errors import TokenError
+    from streamscout.auth.errors import TokenError
 
-        try:
-            check_tokens(settings)
-        except TokenError as exc:
-            print(f"clip detector not started: token check failed: {exc}", file=sys.stderr)
-            return 3
-    env = StreamExecutionEnvironment.get_execution_environment(job_configuration(settings))
+    try:
+        check_tokens(settings)
+    except TokenError as exc:
+        print(f"clip detector not started: token check failed: {exc}", file=sys.stderr)
+        return 3
+    env = StreamExecutionEnvironment.get_execution_environment(job_configuration(settings, args.execution_mode))
     build(env, settings, args.startup)
-    env.execute(JOB_NAME)
+    env.execute(job_name(settings))
     return 0
 
 

@@ -6,7 +6,8 @@ picks the newest retained checkpoint of this topic (the job retains checkpoints 
 cancellation) and runs ``flink run -d --python job.py --jarfile <kafka connector> -pyexec <venv>``
 with ``-s <checkpoint>`` when there is one, so baselines, open clips and Kafka offsets survive.
 Checkpoints live under ``<state_dir>/flink/checkpoints/<job>-<topic>/``: a job reading another
-topic never restores this one's Kafka offsets.
+topic never restores this one's Kafka offsets, and the job's name carries the topic unless it is
+the default one, so submit/cancel for one topic never touch another topic's job.
 """
 
 from __future__ import annotations
@@ -31,6 +32,17 @@ from streamscout.common.config import Settings, env_name
 log = logging.getLogger(__name__)
 
 JOB_NAME = "streamscout-clip-detector"
+DEFAULT_TOPIC = "chat-messages"
+# The module openings Flink's own default config.yaml gives every JVM on Java 17; the client JVM of
+# `flink run` needs them to build a PyFlink job graph (it fails with InaccessibleObjectException).
+JAVA17_OPENS = " ".join(
+    f"--add-opens=java.base/{package}=ALL-UNNAMED"
+    for package in (
+        "java.lang", "java.net", "java.io", "java.nio", "sun.nio.ch", "java.lang.reflect", "java.text",
+        "java.time", "java.util", "java.util.concurrent", "java.util.concurrent.atomic",
+        "java.util.concurrent.locks",
+    )
+)
 ACTIVE_STATES = {"CREATED", "INITIALIZING", "RUNNING", "RESTARTING", "RECONCILING", "FAILING", "CANCELLING"}
 
 
@@ -46,10 +58,17 @@ class JobInfo:
     start_time_ms: int
 
 
+def job_name(settings: Settings) -> str:
+    """The job's name on the cluster: one detector job per chat topic (tests and demos use their
+    own topics, so submit/cancel of one never touches another's job)."""
+    if settings.topic_chat == DEFAULT_TOPIC:
+        return JOB_NAME
+    return f"{JOB_NAME}-" + re.sub(r"[^A-Za-z0-9._-]", "_", settings.topic_chat)
+
+
 def checkpoint_root(settings: Settings) -> Path:
     """Where the job for ``settings.topic_chat`` keeps its retained checkpoints."""
-    safe_topic = re.sub(r"[^A-Za-z0-9._-]", "_", settings.topic_chat)
-    return (settings.state_dir / "flink" / "checkpoints" / f"{JOB_NAME}-{safe_topic}").resolve()
+    return (settings.state_dir / "flink" / "checkpoints" / job_name(settings)).resolve()
 
 
 def latest_checkpoint(settings: Settings) -> Path | None:
@@ -76,11 +95,10 @@ def _rest(settings: Settings, path: str, method: str = "GET", timeout: float = 5
 
 
 def jobs(settings: Settings) -> list[JobInfo]:
-    """Every job of the cluster named like ours, newest first."""
+    """Every job of the cluster with this topic's job name, newest first."""
+    name = job_name(settings)
     overview = _rest(settings, "/jobs/overview").get("jobs", [])
-    found = [
-        JobInfo(j["jid"], j["name"], j["state"], j.get("start-time", 0)) for j in overview if j["name"] == JOB_NAME
-    ]
+    found = [JobInfo(j["jid"], j["name"], j["state"], j.get("start-time", 0)) for j in overview if j["name"] == name]
     return sorted(found, key=lambda j: j.start_time_ms, reverse=True)
 
 
@@ -98,6 +116,7 @@ def job_environment(settings: Settings, base: dict[str, str]) -> dict[str, str]:
         value = getattr(settings, field.name)
         environ[env_name(field.name)] = str(value.resolve() if isinstance(value, Path) else value)
     environ["FLINK_CONF_DIR"] = str(flink_conf_dir(settings))
+    environ["JVM_ARGS"] = (environ.get("JVM_ARGS", "") + " " + JAVA17_OPENS).strip()
     return environ
 
 
@@ -159,7 +178,7 @@ def submit(
         if state in ("FAILED", "CANCELED", "FINISHED"):
             raise SubmitError(f"job {job_id} ended as {state} right after submission; see the TaskManager log")
         time.sleep(0.5)
-    return JobInfo(job_id, JOB_NAME, state, int(time.time() * 1000)), True
+    return JobInfo(job_id, job_name(settings), state, int(time.time() * 1000)), True
 
 
 def cancel(settings: Settings, wait_seconds: float = 60.0) -> list[str]:
