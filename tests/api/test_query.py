@@ -203,6 +203,8 @@ def test_sql_binds_every_value():
         "start": q.start, "end": q.end, "fetch": 6, "cursor_at": datetime(2026, 3, 9), "cursor_id": 7,
         "broadcaster_ids": [11, 12], "min_score": 6.0,
     }
+    one_sql, one = clip_page_sql(q, [11])
+    assert one["broadcaster_id"] == 11 and "broadcaster_ids" not in one and "ANY" not in one_sql
     assert "ORDER BY c.detected_at DESC, c.id DESC" in sql
     plain_sql, plain = clip_page_sql(parse(), None)
     assert set(plain) == {"start", "end", "fetch"} and "ANY" not in plain_sql and "cursor" not in plain_sql
