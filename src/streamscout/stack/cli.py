@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 
@@ -21,6 +22,8 @@ def _ctx(ctx: click.Context) -> StackContext:
 @click.group("stack")
 def stack_group() -> None:
     """Local Postgres, Redis, Kafka (KRaft), Flink, Prometheus and Alertmanager under the state dir."""
+    # Health checks expect refused connections while a broker starts; kafka-python logs each one.
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
 
 @stack_group.command()
