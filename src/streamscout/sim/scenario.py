@@ -152,15 +152,6 @@ class Scenario:
     client_id: str = "simclientid0000000000000000000"
     client_secret: str = "simclientsecret000000000000000"
 
-    def channel(self, login_or_id: str) -> Channel | None:
-        for ch in self.channels:
-            if login_or_id in (ch.login, ch.id):
-                return ch
-        return None
-
-    def with_channels(self, extra: list[Channel]) -> "Scenario":
-        return replace(self, channels=self.channels + tuple(extra))
-
 
 EVENT_TYPES = ("burst", "raid", "gift_subs", "offline")
 HTTP_FAULTS = ("status", "slow", "garbage", "hang")

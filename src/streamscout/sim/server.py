@@ -267,9 +267,6 @@ class Simulator:
     def drop_chat(self) -> int:
         return self._call(self.chat.drop_all)
 
-    def scenario_time(self) -> float:
-        return self.world.now()
-
 
 def free_tcp_port() -> int:
     with socket.socket() as sock:

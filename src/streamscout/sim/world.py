@@ -130,7 +130,7 @@ class World:
             self.add_channel(ch)
         self.clips: dict[str, Clip] = {}
         self.faults = [ActiveFault(f, f.at) for f in scenario.faults]
-        self.truth = GroundTruth(scenario.name, self.seed, speed, self.ms())
+        self.truth = GroundTruth(scenario.name, self.seed, speed, self.wall_ms(0.0))
         self.truth.faults = [dict(asdict(f), source="scenario") for f in scenario.faults]
         self._plan_events()
 
@@ -143,7 +143,7 @@ class World:
         return int(self.clock() * 1000)
 
     def wall_ms(self, scenario_t: float) -> int:
-        return int((self.started + scenario_t / self.speed) * 1000)
+        return round((self.started + scenario_t / self.speed) * 1000)
 
     # --- channels and streams ------------------------------------------------------
     def add_channel(self, channel: Channel) -> None:
