@@ -49,13 +49,13 @@ def test_users_by_login_and_id_and_the_token_owner(sim):
 
 
 def test_clip_appears_only_after_the_processing_delay(sim):
-    s = sim("demo", clip_delay=1.0)
+    s = sim("demo", clip_delay=2.0)
 
     async def main():
         twitch = await user_client(s)
         created = await twitch.create_clip(XQC)
         before = [c async for c in twitch.get_clips(clip_id=[created.id])]
-        await asyncio.sleep(1.2)
+        await asyncio.sleep(2.2)
         after = [c async for c in twitch.get_clips(clip_id=[created.id])]
         return created, before, after
 
@@ -69,7 +69,7 @@ def test_clip_appears_only_after_the_processing_delay(sim):
     assert clip.duration == 30.0 and clip.thumbnail_url.endswith(".jpg") and clip.title
     truth = s.ground_truth()
     assert truth["clip_requests"][0]["outcome"] == "created"
-    assert truth["clips"][0]["ready_ms"] - truth["clips"][0]["created_ms"] == 1000
+    assert truth["clips"][0]["ready_ms"] - truth["clips"][0]["created_ms"] == 2000
 
 
 def test_no_clipping_channel_answers_403_and_offline_404(sim):

@@ -60,12 +60,12 @@ def test_expired_user_token_is_refreshed_by_pytwitchapi(sim):
 
 
 def test_tokens_expire_on_the_configured_lifetime(sim):
-    s = sim("demo", token_lifetime=0.5)
+    s = sim("demo", token_lifetime=2.0)
 
     async def main():
         token = s.issue_user_token(["clips:edit"])
         first = await validate_token(token["access_token"], auth_base_url=s.info["auth_url"])
-        await asyncio.sleep(0.6)
+        await asyncio.sleep(2.1)
         later = await validate_token(token["access_token"], auth_base_url=s.info["auth_url"])
         fresh, refresh = await refresh_access_token(token["refresh_token"], s.info["client_id"], s.info["client_secret"],
                                                     auth_base_url=s.info["auth_url"])
