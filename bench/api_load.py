@@ -2,7 +2,8 @@
 
 1. Seeds a dedicated database (``streamscout_bench_api`` on the stack's Postgres) with 1,000,000
    clips over the last 30 days and 1,000 streamers, in one ``generate_series`` INSERT (kept for
-   the next run; ``--reseed`` rebuilds it), and records the query plan of the page query.
+   the next run; ``--reseed`` rebuilds it), and records the query plans (first page, a page
+   100,000 clips deep, a streamer's page).
 2. Starts ``streamscout api`` as its own process on a free port.
 3. Throughput: ``wrk`` (closed loop, ``--connections`` connections) for ``--seconds``.
 4. Latency at a fixed rate: an open-loop asyncio generator in a separate process sends
@@ -101,14 +102,26 @@ def seed(admin_dsn: str, reseed: bool) -> tuple[str, dict]:
     return dsn, info
 
 
-def explain(dsn: str) -> list[str]:
+def explain(dsn: str) -> dict[str, list[str]]:
+    """EXPLAIN ANALYZE of the first page, a page 100,000 clips deep, and a streamer's page."""
     from datetime import datetime, timezone
 
-    query = parse_clip_query("limit=24", datetime.now(timezone.utc))
-    sql, params = clip_page_sql(query, None)
+    from streamscout.api.query import Cursor
+
+    now = datetime.now(timezone.utc)
     with psycopg.connect(dsn, autocommit=True) as conn:
-        rows = conn.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql, params).fetchall()
-    return [row[0] for row in rows]
+        deep = conn.execute("SELECT detected_at, id FROM clips ORDER BY detected_at DESC, id DESC OFFSET 100000 LIMIT 1").fetchone()
+        cases = {
+            "first_page": (parse_clip_query("limit=24", now), None),
+            "cursor_100000_deep": (parse_clip_query("limit=24&cursor=" + Cursor(*deep).encode(), now), None),
+            "streamer_page": (parse_clip_query("limit=24&broadcaster=streamer_7", now), [1007]),
+        }
+        plans = {}
+        for name, (query, ids) in cases.items():
+            sql, params = clip_page_sql(query, ids)
+            rows = conn.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql, params).fetchall()
+            plans[name] = [row[0] for row in rows]
+    return plans
 
 
 def free_port() -> int:
@@ -238,7 +251,7 @@ def main() -> None:
 
     settings = load_settings({k: v for k, v in os.environ.items() if k.startswith("STREAMSCOUT_")})
     dsn, data = seed(settings.postgres_dsn, args.reseed)
-    plan = explain(dsn)
+    plans = explain(dsn)
     load_before = os.getloadavg()
     runs = {name: measure(dsn, args, cache) for name, cache in (("answer_cache_1s", 1.0), ("no_cache", 0.0))}
     result = {
@@ -248,9 +261,12 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_before": load_before,
                     "load_after": os.getloadavg()},
         "data": data,
-        "query_plan": plan,
-        "index_backed": not any("Seq Scan" in line for line in plan)
-                        and any("Index Scan" in line and "on clips" in line for line in plan),
+        "query_plans": plans,
+        "index_backed": {
+            name: not any("Seq Scan" in line for line in plan)
+            and any("Index Scan" in line and "on clips" in line for line in plan)
+            for name, plan in plans.items()
+        },
         "runs": runs,
         "targets": {"requests_per_second": 2000, "p99_ms_at_500_rps": 20},
     }
