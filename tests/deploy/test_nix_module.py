@@ -99,7 +99,7 @@ def test_hardening_matches_the_plain_units(sim_host: dict) -> None:
             expected = plain.get(key, [None])[-1]
             got = nix.get(key)
             if expected == "yes":
-                expected = "1"
+                expected = True
             assert got == expected, f"{name}: {key} is {got!r} on NixOS, {expected!r} in systemd/"
         assert " ".join(nix["RestrictAddressFamilies"]) == plain["RestrictAddressFamilies"][-1]
         assert nix["SystemCallFilter"][0] == "@system-service"
@@ -136,7 +136,7 @@ def test_units_start_in_pipeline_order(sim_host: dict) -> None:
                        "streamscout-migrate.service", "streamscout-kafka-topics.service",
                        "streamscout-sim-seed-tokens.service"]:
         assert dependency in submit["after"]
-    assert submit["serviceConfig"]["Type"] == "oneshot" and submit["serviceConfig"]["RemainAfterExit"] == "1"
+    assert submit["serviceConfig"]["Type"] == "oneshot" and submit["serviceConfig"]["RemainAfterExit"] is True
     for name in ["streamscout-monitor", "streamscout-api"]:
         assert "streamscout-migrate.service" in units[name]["after"]
         assert "streamscout-migrate.service" in units[name]["requires"]
@@ -204,3 +204,72 @@ def test_logs_and_dashboards_use_the_committed_configs(sim_host: dict) -> None:
     assert files["grafanaSecretKey"].startswith("$__file{/var/lib/grafana/")
     for relative in files["etc"].values():
         assert (REPO / relative).exists()
+
+
+def _render_unit(name: str, unit: dict) -> str:
+    """The unit file NixOS writes for a systemd.services entry, following serviceToUnit and
+    attrsToSection in nixpkgs' nixos/lib/systemd-lib.nix: lists become repeated lines, booleans
+    true/false, environment lines Environment="K=V" (JSON-quoted), `path` becomes PATH, a
+    `script` becomes ExecStart of a generated script."""
+    def option(value: object) -> str:
+        return {True: "true", False: "false"}.get(value, str(value)) if isinstance(value, bool) else str(value)
+
+    lines = ["[Unit]", f"Description={unit['description']}"]
+    for key in ["after", "requires", "wants"]:
+        if unit[key]:
+            lines.append(f"{key.capitalize()}={' '.join(unit[key])}")
+    lines.append("[Service]")
+    environment = dict(unit["environment"])
+    if unit["path"]:
+        environment["PATH"] = ":".join(f"{p}/bin" for p in unit["path"])
+    for key in sorted(environment):
+        lines.append("Environment=" + json.dumps(f"{key}={environment[key]}"))
+    config = dict(unit["serviceConfig"])
+    if unit["script"] is not None:
+        config["ExecStart"] = f"/nix/store/00000000000000000000000000000000-unit-script-{name}-start/bin/{name}-start"
+    for key in sorted(config):
+        values = config[key] if isinstance(config[key], list) else [config[key]]
+        lines += [f"{key}={option(v)}" for v in values]
+    lines += ["[Install]", "WantedBy=multi-user.target"]
+    return "\n".join(lines) + "\n"
+
+
+NIXPKGS_UNITS = ["postgresql.service", "postgresql-setup.service", "redis-streamscout.service",
+                 "apache-kafka.service"]
+
+
+def test_generated_units_pass_systemd_analyze(sim_host: dict, tmp_path: Path) -> None:
+    """The NixOS units, rendered as NixOS renders them, pass `systemd-analyze verify` (against a
+    root with stub programs at their store paths) and score <= 2.5 in `security --offline`."""
+    import re
+    import shutil
+
+    tool = require_tool("systemd-analyze")
+    host_units = Path("/lib/systemd/system")
+    if not (host_units / "sysinit.target").exists():
+        pytest.skip("the host's systemd units (/lib/systemd/system) are missing")
+    root = tmp_path / "root"
+    shutil.copytree(host_units, root / "usr/lib/systemd/system", symlinks=True)
+    for name in NIXPKGS_UNITS:
+        (root / "usr/lib/systemd/system" / name).write_text("[Service]\nExecStart=/bin/true\n")
+    system = root / "etc/systemd/system"
+    system.mkdir(parents=True)
+    names = [n for n in OWN_UNITS if n in sim_host["units"]]
+    for name in names:
+        text = _render_unit(name, sim_host["units"][name])
+        (system / f"{name}.service").write_text(text)
+        for line in text.splitlines():
+            if line.startswith(("ExecStart=", "ExecStartPre=")):
+                program = root / line.split("=", 1)[1].split()[0].lstrip("/")
+                program.parent.mkdir(parents=True, exist_ok=True)
+                program.write_text("#!/bin/sh\n")
+                program.chmod(0o755)
+    for name in names:
+        verify = subprocess.run([tool, "verify", "--man=no", f"--root={root}", f"{name}.service"],
+                                capture_output=True, text=True, timeout=60)
+        assert verify.returncode == 0 and not verify.stderr.strip(), (name, verify.stderr)
+        security = subprocess.run([tool, "security", "--offline=true", str(system / f"{name}.service")],
+                                  capture_output=True, text=True, timeout=60)
+        exposure = float(re.search(r"Overall exposure level for \S+: (\d+\.\d+)", security.stdout).group(1))
+        print(f"NixOS {name}.service: exposure {exposure}")
+        assert exposure <= 2.5, name

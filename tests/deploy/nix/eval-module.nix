@@ -149,9 +149,9 @@ in
       wants = u.wants or [ ];
       environment = u.environment or { };
       script = u.script or null;
-      serviceConfig = lib.mapAttrs (_: v: if builtins.isList v then map toString v else toString v) (
-        u.serviceConfig or { }
-      );
+      description = u.description or "";
+      path = map toString (u.path or [ ]);
+      serviceConfig = u.serviceConfig or { };
     }
   ) (pick [
     "streamscout-monitor"
