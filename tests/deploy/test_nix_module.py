@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -241,9 +243,6 @@ NIXPKGS_UNITS = ["postgresql.service", "postgresql-setup.service", "redis-stream
 def test_generated_units_pass_systemd_analyze(sim_host: dict, tmp_path: Path) -> None:
     """The NixOS units, rendered as NixOS renders them, pass `systemd-analyze verify` (against a
     root with stub programs at their store paths) and score <= 2.5 in `security --offline`."""
-    import re
-    import shutil
-
     tool = require_tool("systemd-analyze")
     host_units = Path("/lib/systemd/system")
     if not (host_units / "sysinit.target").exists():
