@@ -42,6 +42,7 @@ class Env:
         self.vars = {
             "STREAMSCOUT_TWITCH_AUTH_URL": sim.info["auth_url"],
             "STREAMSCOUT_TWITCH_HELIX_URL": sim.info["helix_url"],
+            "STREAMSCOUT_TWITCH_CHAT_URL": sim.info["chat_url"],
             "STREAMSCOUT_TWITCH_CLIENT_ID": sim.info["client_id"],
             "STREAMSCOUT_TWITCH_CLIENT_SECRET_FILE": str(secret_file),
             "STREAMSCOUT_TOKEN_FILE": str(self.token_file),
@@ -276,6 +277,33 @@ def test_a_refresh_pytwitchapi_makes_by_itself_is_saved_through_the_callback(env
     on_disk = TokenStore(env.token_file).load()
     assert on_disk.access_token == token != seeded.access_token
     assert on_disk.version > seeded.version and env.sim_accepts(token)
+
+
+def test_chat_logs_in_with_a_token_refreshed_through_the_store(env):
+    """pyTwitchAPI's Chat validates the token before PASS; an expired one is refreshed our way."""
+    from twitchAPI.chat import Chat
+
+    seeded = env.seed()
+
+    async def scenario():
+        twitch = await authenticated_twitch(env.settings, registry=CollectorRegistry())
+        env.sim.expire_tokens()
+        chat = await Chat(twitch, connection_url=env.settings.twitch_chat_url)
+        chat.start()
+        try:
+            for _ in range(400):  # up to 20 s
+                if chat.is_ready():
+                    break
+                await asyncio.sleep(0.05)
+            return chat.is_ready(), twitch.get_user_auth_token()
+        finally:
+            chat.stop()
+            await twitch.close()
+
+    ready, token = asyncio.run(scenario())
+    assert ready
+    on_disk = TokenStore(env.token_file).load()
+    assert on_disk.access_token == token != seeded.access_token
 
 
 CONCURRENT = textwrap.dedent(
