@@ -210,6 +210,20 @@ def open_loop(url: str, rate: float, seconds: float, connections: int, out: mult
     out.put(asyncio.run(main()))
 
 
+def server_histogram(port: int) -> dict[str, float]:
+    """The API's own latency histogram of /v1.0/clip: cumulative count per bucket bound."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as answer:
+        text = answer.read().decode()
+    pattern = r'streamscout_api_request_seconds_bucket\{le="([^"]+)",route="/v1.0/clip"\} ([\d.e+]+)'
+    return {le: float(count) for le, count in re.findall(pattern, text)}
+
+
+def server_side_share(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Share of the requests between two scrapes that the server answered within each bound."""
+    total = after["+Inf"] - before.get("+Inf", 0.0)
+    return {f"<= {le} s": round((after[le] - before.get(le, 0.0)) / total, 4) for le in after if total}
+
+
 def measure(dsn: str, args: argparse.Namespace, cache_seconds: float) -> dict:
     """wrk at full speed, then the open-loop generator at ``--rate``, against a fresh API process."""
     port = free_port()
@@ -219,11 +233,13 @@ def measure(dsn: str, args: argparse.Namespace, cache_seconds: float) -> dict:
         urllib.request.urlopen(url).read()  # warm the pool and the prepared statements
         run_wrk(url, 3, args.connections, 1)
         throughput = run_wrk(url, args.seconds, args.connections, 1)
+        before = server_histogram(port)
         queue: multiprocessing.Queue = multiprocessing.Queue()
         generator = multiprocessing.Process(target=open_loop, args=(url, args.rate, args.seconds, args.connections, queue))
         generator.start()
         fixed_rate = queue.get(timeout=args.seconds * 4 + 30)
         generator.join()
+        fixed_rate["server_side_within"] = server_side_share(before, server_histogram(port))
     finally:
         api.terminate()
         api.wait(timeout=10)

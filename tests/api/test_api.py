@@ -113,8 +113,11 @@ def test_pages_cover_every_clip_once_in_order(api, postgres_dsn):
     ids = [add_clip(postgres_dsn, 104, start + timedelta(minutes=m // 3)) for m in range(23)]
     seen = walk(api, start=iso(start), end=iso(end), limit=4)
     assert [c["clip_id"] for c in seen] == list(reversed(ids))
-    first = clips(api, start=iso(start), end=iso(end), limit=4)
+    first_answer = api.get("/v1.0/clip?" + urlencode({"start": iso(start), "end": iso(end), "limit": 4}))
+    first = first_answer.json()
     assert first["next"] and "cursor=" + first["next"] in first["next_url"]
+    assert first_answer.headers["Link"] == f'<{first["next_url"]}>; rel="next"'
+    assert "Link" not in api.get("/v1.0/clip?" + urlencode({"start": iso(start), "end": iso(end), "limit": 23})).headers
     exact = clips(api, start=iso(start), end=iso(end), limit=23)
     assert len(exact["clips"]) == 23 and exact["next"] is None
 
@@ -325,6 +328,8 @@ def test_identical_queries_are_answered_from_memory_for_a_second(postgres_dsn):
         second = add_clip(postgres_dsn, 110, start + timedelta(hours=2))
         assert [c["clip_id"] for c in api.get("/v1.0/clip?" + query).json()["clips"]] == [first]
         assert [c["clip_id"] for c in api.get("/v1.0/clip?" + query + "&limit=24").json()["clips"]] == [second, first]
+        paged = api.get("/v1.0/clip?" + query + "&limit=1")
+        assert api.get("/v1.0/clip?" + query + "&limit=1").headers["Link"] == paged.headers["Link"]
         clock.now += 1.0
         assert [c["clip_id"] for c in api.get("/v1.0/clip?" + query).json()["clips"]] == [second, first]
         assert api.get("/v1.0/clip?limit=0").status == 400  # refusals are never cached answers

@@ -197,7 +197,11 @@ def create_app(
     )
     registry.register(PoolCollector(store.stats))
     unavailable = {"error": "database_unavailable", "reason": "Postgres is not answering; retry shortly"}
-    answers: TtlCache[bytes] = TtlCache(cache_seconds, clock=monotonic)
+    answers: TtlCache[tuple[bytes, str | None]] = TtlCache(cache_seconds, clock=monotonic)
+
+    def link_next(next_url: str | None) -> None:
+        if next_url:
+            bottle.response.set_header("Link", f'<{next_url}>; rel="next"')
 
     @app.get(CLIP_PATH)
     def clips() -> bytes:
@@ -206,7 +210,8 @@ def create_app(
         cached = answers.get(raw)
         if cached is not None:
             bottle.response.content_type = "application/json"
-            return cached
+            link_next(cached[1])
+            return cached[0]
         try:
             query = parse_clip_query(raw, clock())
         except QueryError as exc:
@@ -222,17 +227,19 @@ def create_app(
             log.warning("clip query failed: database unavailable", extra={"error": str(exc)})
             bottle.response.set_header("Retry-After", "5")
             return _json_response(unavailable, 503)
+        next_url = f"{CLIP_PATH}?{query.next_query_string(next_cursor)}" if next_cursor else None
         body = _json_response(
             {
                 "clips": [clip_json(row) for row in rows],
                 "next": next_cursor.encode() if next_cursor else None,
-                "next_url": f"{CLIP_PATH}?{query.next_query_string(next_cursor)}" if next_cursor else None,
+                "next_url": next_url,
                 "start": query.start.isoformat() + "Z",
                 "end": query.end.isoformat() + "Z",
                 "limit": query.limit,
             }
         )
-        answers.put(raw, body)
+        answers.put(raw, (body, next_url))
+        link_next(next_url)
         return body
 
     @app.get("/health")
