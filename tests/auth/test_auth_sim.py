@@ -18,6 +18,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 from prometheus_client import CollectorRegistry
 
 from streamscout.auth.provider import SyncTokenProvider
@@ -225,6 +226,21 @@ def test_tokens_check_exit_codes_for_bad_files(env, content, code, reason):
     assert len(done.stderr.strip().splitlines()) == 1 and reason in done.stderr
     if content is not None:
         assert env.token_file.read_bytes() == content
+
+
+def test_tokens_check_when_twitch_is_unreachable(env):
+    env.seed()
+    env.vars["STREAMSCOUT_TWITCH_AUTH_URL"] = f"http://127.0.0.1:{free_port()}/oauth2/"
+    done = env.run("tokens", "check")
+    assert done.returncode == 10
+    assert done.stderr.strip() == "error: cannot reach Twitch OAuth for token validation (ConnectionRefusedError); retry later"
+
+
+def test_tokens_check_with_another_configured_client_id(env):
+    env.seed()
+    env.vars["STREAMSCOUT_TWITCH_CLIENT_ID"] = "another-app"
+    done = env.run("tokens", "check")
+    assert done.returncode == 9 and "not the configured another-app" in done.stderr
 
 
 def test_runtime_twitch_refreshes_an_expired_token_and_persists_it(env):
