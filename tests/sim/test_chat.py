@@ -245,3 +245,33 @@ def test_caps_decide_what_a_client_gets_and_anonymous_login_reads(sim):
     assert any(l.startswith(":justinfan4711!justinfan4711@justinfan4711.tmi.twitch.tv JOIN #a") for l in lines)
     assert not any(l.startswith("@") for l in lines)  # no tags without twitch.tv/tags
     assert not any(" CLEARCHAT " in l or " ROOMSTATE " in l or "GLOBALUSERSTATE" in l for l in lines)
+
+
+def test_stall_silences_old_sockets_but_serves_new_ones(sim):
+    s = sim({"channels": [{"login": "a", "id": "1", "chat": {"rate": 100}}]})
+
+    async def main():
+        old = await RawIrc.connect(s)
+        try:
+            await old.read_until(lambda l: " 376 " in l)
+            await old.send("JOIN #a")
+            await old.read_until(lambda l: " PRIVMSG #a " in l)
+            s.inject_fault(type="chat_stall", duration=3)
+            with pytest.raises(asyncio.TimeoutError):  # drain what was already in flight
+                while True:
+                    await old.ws.receive(timeout=0.3)
+            await old.send("PING :still-there")
+            with pytest.raises(asyncio.TimeoutError):
+                await old.ws.receive(timeout=1.0)
+            new = await RawIrc.connect(s)
+            try:
+                await new.read_until(lambda l: " 376 " in l)
+                await new.send("JOIN #a")
+                await new.read_until(lambda l: " PRIVMSG #a " in l)
+            finally:
+                await new.close()
+            await old.read_until(lambda l: " PRIVMSG #a " in l, timeout=5)  # the stall ends
+        finally:
+            await old.close()
+
+    asyncio.run(main())

@@ -40,6 +40,7 @@ REPLAY_SEND = ("PRIVMSG", "USERNOTICE", "CLEARCHAT", "CLEARMSG")
 class Connection:
     ws: web.WebSocketResponse
     request: web.Request
+    opened: float = 0.0  # scenario seconds
     nick: str = ""
     token_ok: bool = False
     registered: bool = False
@@ -130,7 +131,7 @@ class ChatServer:
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(heartbeat=None, max_msg_size=1 << 20)
         await ws.prepare(request)
-        conn = Connection(ws, request)
+        conn = Connection(ws, request, opened=self.world.now())
         self.connections.add(conn)
         try:
             async for msg in ws:
@@ -151,7 +152,14 @@ class ChatServer:
         for login in conn.channels:
             self.listeners.get(login, set()).discard(conn)
 
+    def stalled(self, conn: Connection) -> bool:
+        """Whether an active `chat_stall` fault silences this (older) socket."""
+        t = self.world.now()
+        return any(a.fault.type == "chat_stall" and a.active(t) and a.start > conn.opened for a in self.world.faults)
+
     async def command(self, conn: Connection, line: str) -> None:
+        if self.stalled(conn):
+            return  # a stalled server reads and answers nothing
         if line.startswith("@"):  # client tags (e.g. reply-parent-msg-id) are allowed
             line = line.partition(" ")[2]
         verb, _, rest = line.partition(" ")
@@ -309,14 +317,17 @@ class ChatServer:
 
     async def _ping(self) -> None:
         for conn in list(self.connections):
-            if conn.registered:
+            if conn.registered and not self.stalled(conn):
                 await conn.send("PING :tmi.twitch.tv")
 
     async def _deliver(self, listeners: set[Connection], lines: list[str]) -> None:
         frames: dict[tuple[bool, bool], str] = {}  # rendered once per caps combination
+        stall = any(a.fault.type == "chat_stall" for a in self.world.faults)
         for conn in list(listeners):
             if conn.ws.closed:
                 self._forget(conn)
+                continue
+            if stall and self.stalled(conn):
                 continue
             key = conn.cap_key
             frame = frames.get(key)

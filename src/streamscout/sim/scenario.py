@@ -124,7 +124,9 @@ class Fault:
     starts with ``path`` (and whose method is ``method`` when given), while active: from
     ``at`` for ``duration`` s (forever when absent), with probability ``rate``, for at most
     ``count`` requests (unlimited when 0). ``clip_never_ready`` makes created clips never
-    appear; ``chat_drop`` / ``chat_reconnect`` close chat sockets / send RECONNECT at ``at``.
+    appear; ``chat_drop`` / ``chat_reconnect`` close chat sockets / send RECONNECT at ``at``;
+    ``chat_stall`` keeps the sockets open at ``at`` but sends them nothing (not even PONG) for
+    ``duration`` s — sockets opened after it started are served normally.
     """
 
     type: str
@@ -155,7 +157,7 @@ class Scenario:
 
 EVENT_TYPES = ("burst", "raid", "gift_subs", "offline")
 HTTP_FAULTS = ("status", "slow", "garbage", "hang")
-FAULT_TYPES = HTTP_FAULTS + ("clip_never_ready", "chat_drop", "chat_reconnect")
+FAULT_TYPES = HTTP_FAULTS + ("clip_never_ready", "chat_drop", "chat_reconnect", "chat_stall")
 
 
 # ---------------------------------------------------------------------------------------
