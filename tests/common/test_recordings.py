@@ -6,9 +6,13 @@ import gzip
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from streamscout.common.recordings import (ChatRecord, RecordingError, detect_format, iter_messages, iter_records,
                                            parse_emotes, parse_irc_line, unescape_tag)
+from streamscout.sim.chatmodel import emote_ranges, escape_tag
+from streamscout.sim.scenario import TWITCH_EMOTES
 
 pytestmark = pytest.mark.unit
 
@@ -132,3 +136,24 @@ def test_real_bocru_vods(datasets_dir):
         start = messages[0].timestamp_ms
         span_ms = (messages[-1].timestamp_ms - start)
         assert 0.5 * vod["duration"] * 1000 <= span_ms <= (vod["duration"] + 600) * 1000
+
+
+tag_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+chat_text = st.text(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\r\n"), min_size=1, max_size=80)
+
+
+@given(tag_text)
+def test_tag_escaping_round_trips(value):
+    assert unescape_tag(escape_tag(value)) == value
+
+
+@given(chat_text, tag_text, st.from_regex(r"[a-z0-9_]{1,25}", fullmatch=True),
+       st.integers(min_value=0, max_value=2**45))
+def test_built_privmsg_parses_back(text, display_name, login, ts):
+    line = (f"@display-name={escape_tag(display_name)};emotes={emote_ranges(text)};id=x;room-id=1;"
+            f"tmi-sent-ts={ts};user-id=2 :{login}!{login}@{login}.tmi.twitch.tv PRIVMSG #chan :{text}")
+    record = parse_irc_line(line)
+    assert (record.channel, record.user, record.text, record.timestamp_ms) == ("chan", login, text, ts)
+    assert record.tags["display-name"] == display_name
+    for _, start, end in record.emotes:
+        assert record.text[start:end + 1] in TWITCH_EMOTES
