@@ -27,7 +27,7 @@ from deploy_support import NIX_DIR, REPO, cli_environment, require_tool
 
 pytestmark = pytest.mark.unit
 
-NIX_FILES = sorted([REPO / "flake.nix", *NIX_DIR.glob("*.nix")])
+NIX_FILES = sorted([*REPO.glob("*.nix"), *NIX_DIR.glob("*.nix"), *(REPO / "tests/deploy/nix").glob("*.nix")])
 
 # Settings the module deliberately sets to other values than the developer defaults.
 SYSTEM_VALUES = {

@@ -272,3 +272,39 @@ def test_generated_units_pass_systemd_analyze(sim_host: dict, tmp_path: Path) ->
         exposure = float(re.search(r"Overall exposure level for \S+: (\d+\.\d+)", security.stdout).group(1))
         print(f"NixOS {name}.service: exposure {exposure}")
         assert exposure <= 2.5, name
+
+
+@pytest.fixture(scope="module")
+def flake(nixpkgs_lib: Path) -> dict:
+    expression = f"import {HARNESS.parent / 'eval-flake.nix'} {{ lib = import {nixpkgs_lib}; }}"
+    result = subprocess.run(["nix-instantiate", "--eval", "--strict", "--json", "-E", expression],
+                            capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)
+
+
+def test_flake_outputs_the_documented_commands_use(flake: dict) -> None:
+    """nix run .#seed-tokens, nix run .#demo, nix flake check (vm), nixosModules.default."""
+    assert {"seed-tokens", "demo"} <= set(flake["apps"]["x86_64-linux"])
+    assert all(app["type"] == "app" for app in flake["apps"]["x86_64-linux"].values())
+    assert flake["apps"]["x86_64-linux"]["demo"]["program"].endswith("/bin/run-streamscout-demo-vm")
+    assert "default" in flake["packages"]["x86_64-linux"]
+    assert {"vm", "package"} <= set(flake["checks"])
+    assert flake["modules"]["default"] == str(REPO / "nix" / "module.nix")
+
+
+def test_demo_host_and_vm_machine_evaluate(flake: dict) -> None:
+    for host in [flake["demo"], flake["vm"]["machine"]]:
+        assert host["failedAssertions"] == []
+        assert set(OWN_UNITS) <= set(host["unitNames"])
+        assert host["helixUrl"] == "http://127.0.0.1:8900/helix/"
+    assert flake["demo"]["apiHost"] == "0.0.0.0"  # reachable through the VM's port forward
+
+
+def test_vm_test_waits_for_units_the_machine_has(flake: dict, nixpkgs_lib: Path) -> None:
+    script = subprocess.run(
+        ["nix-instantiate", "--eval", "--json", "-E", "(import ./nix/vm-test.nix { module = null; }).testScript"],
+        capture_output=True, text=True, timeout=60, cwd=REPO)
+    names = set(re.findall(r'"([\w-]+)\.service"', json.loads(script.stdout)))
+    ours = {n for n in names if n.startswith(("streamscout", "flink"))}
+    assert ours and ours <= set(flake["vm"]["machine"]["unitNames"])

@@ -6,89 +6,15 @@
 {
   lib,
   settings ? { },
+  # The host's modules; by default the StreamScout module with `settings`.
+  modules ? [
+    ../../../nix/module.nix
+    { services.streamscout = settings; }
+  ],
 }:
 let
   inherit (lib) mkOption types;
-  drv =
-    name: extra:
-    {
-      type = "derivation";
-      inherit name;
-      outPath = "/nix/store/00000000000000000000000000000000-${name}";
-      meta = { };
-    }
-    // extra;
-  freeform = mkOption {
-    type = types.submodule { freeformType = types.lazyAttrsOf types.anything; };
-    default = { };
-  };
-  python = {
-    sitePackages = "lib/python3.12/site-packages";
-    withPackages = _: drv "python3-env" { };
-    pkgs = {
-      buildPythonPackage = a: drv a.pname { inherit (a) version; };
-      buildPythonApplication =
-        a:
-        drv a.pname {
-          inherit (a) version;
-          meta.mainProgram = "streamscout";
-        };
-      toPythonModule = d: d;
-    }
-    // lib.genAttrs [
-      "numpy"
-      "py4j"
-      "python-dateutil"
-      "apache-beam"
-      "cloudpickle"
-      "avro"
-      "pytz"
-      "fastavro"
-      "requests"
-      "protobuf"
-      "pandas"
-      "pyarrow"
-      "httplib2"
-      "ruamel-yaml"
-      "twitchapi"
-      "kafka-python"
-      "redis"
-      "psycopg"
-      "psycopg-pool"
-      "bottle"
-      "waitress"
-      "prometheus-client"
-      "jinja2"
-      "click"
-      "aiohttp"
-      "pyyaml"
-      "hatchling"
-    ] (n: drv n { });
-  };
-  pkgs =
-    {
-      inherit lib;
-      python312 = python;
-      stdenv.cc.cc.lib = drv "gcc-lib" { };
-      fetchurl = a: drv (a.name or (baseNameOf a.url)) { };
-      runCommand = name: env: _script: drv name (env.passthru or { });
-      writeText = name: _text: drv name { };
-      autoPatchelfHook = drv "auto-patchelf-hook" { };
-      jdk17_headless = drv "openjdk-17" { };
-      callPackage = f: args: import f (builtins.intersectAttrs (builtins.functionArgs (import f)) pkgs // args);
-    }
-    // lib.genAttrs [
-      "bash"
-      "coreutils"
-      "gnugrep"
-      "gnused"
-      "gawk"
-      "findutils"
-      "hostname"
-      "procps"
-      "which"
-      "openssl"
-    ] (n: drv n { });
+  inherit (import ./stub-pkgs.nix { inherit lib; }) drv pkgs freeform;
 
   stubs = {
     options = {
@@ -98,6 +24,11 @@ let
       };
       users = freeform;
       environment = freeform;
+      system = freeform;
+      networking = freeform;
+      boot = freeform;
+      fileSystems = freeform;
+      virtualisation = freeform;
       services = {
         postgresql = freeform;
         redis = freeform;
@@ -127,11 +58,7 @@ let
   };
 
   evaluated = lib.evalModules {
-    modules = [
-      ../../../nix/module.nix
-      stubs
-      { services.streamscout = settings; }
-    ];
+    modules = modules ++ [ stubs ];
     specialArgs = { inherit pkgs; };
   };
   inherit (evaluated) config;
