@@ -189,12 +189,14 @@ class ChatServer:
                 return
             conn.registered = True
             n = conn.nick
-            await conn.send(f"{SERVER} 001 {n} :Welcome, GLHF!", f"{SERVER} 002 {n} :Your host is tmi.twitch.tv",
-                            f"{SERVER} 003 {n} :This server is rather new", f"{SERVER} 004 {n} :-",
-                            f"{SERVER} 375 {n} :-", f"{SERVER} 372 {n} :You are in a maze of twisty passages, all alike.",
-                            f"{SERVER} 376 {n} :>",
-                            f"@badge-info=;badges=;color=;display-name={n};emote-sets=0;user-id={self.world.scenario.bot_id};"
-                            f"user-type= {SERVER} GLOBALUSERSTATE")
+            welcome = [f"{SERVER} 001 {n} :Welcome, GLHF!", f"{SERVER} 002 {n} :Your host is tmi.twitch.tv",
+                       f"{SERVER} 003 {n} :This server is rather new", f"{SERVER} 004 {n} :-",
+                       f"{SERVER} 375 {n} :-", f"{SERVER} 372 {n} :You are in a maze of twisty passages, all alike.",
+                       f"{SERVER} 376 {n} :>"]
+            if conn.token_ok:
+                welcome.append(f"@badge-info=;badges=;color=;display-name={n};emote-sets=0;"
+                               f"user-id={self.world.scenario.bot_id};user-type= {SERVER} GLOBALUSERSTATE")
+            await conn.send(*welcome)
             return
         if verb == "PING":
             await conn.send(f"{SERVER} PONG tmi.twitch.tv {rest or ':tmi.twitch.tv'}".rstrip())
