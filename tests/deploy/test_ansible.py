@@ -3,7 +3,10 @@ NixOS module (same Flink config, valid STREAMSCOUT_* settings, every unit of sys
 
 from __future__ import annotations
 
+import grp
 import json
+import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -13,7 +16,7 @@ import yaml
 
 from streamscout.common.config import load_settings
 
-from deploy_support import ANSIBLE_DIR, SYSTEMD_DIR, require_tool
+from deploy_support import ANSIBLE_DIR, REPO, SYSTEMD_DIR, require_tool
 from test_nix import nix_eval
 
 pytestmark = pytest.mark.unit
@@ -122,8 +125,6 @@ def test_templates_render_with_ansible(tmp_path) -> None:
 
 
 def test_every_config_file_the_role_copies_exists() -> None:
-    from deploy_support import REPO
-
     tasks = "\n".join(p.read_text() for p in (ANSIBLE_DIR / "roles/streamscout/tasks").glob("*.yml"))
     paths = [value for key, value in DEFAULTS.items()
              if isinstance(value, str) and value.startswith("configs/") and f"{{{{ {key} }}}}" in tasks]
@@ -131,3 +132,48 @@ def test_every_config_file_the_role_copies_exists() -> None:
     assert len(paths) >= 7
     for relative in paths:
         assert (REPO / relative).exists(), f"the ansible role copies {relative}, which is missing"
+
+
+def test_alertmanager_tasks_produce_a_config_amtool_accepts(tmp_path) -> None:
+    """Runs the role's alertmanager.yml tasks locally against this machine's Alertmanager (Debian
+    12 ships 0.25, which needs the URL inline) and checks the result with amtool."""
+    tool = require_tool("ansible-playbook")
+    amtool = require_tool("amtool")
+    require_tool("prometheus-alertmanager")
+    if os.geteuid() != 0 or not _group_exists("prometheus"):
+        pytest.skip("needs root and the prometheus group (the tasks chown to root:prometheus)")
+    role = ANSIBLE_DIR / "roles" / "streamscout"
+    webhook = tmp_path / "webhook"
+    webhook.write_text("http://127.0.0.1:9/api/webhooks/1/test-token")  # never contacted
+    config, url_file = tmp_path / "alertmanager.yml", tmp_path / "discord-webhook-url"
+    playbook = tmp_path / "alertmanager-play.yml"
+    playbook.write_text(yaml.safe_dump([{
+        "hosts": "localhost", "connection": "local", "gather_facts": False,
+        "vars_files": [str(role / "defaults" / "main.yml")],
+        "tasks": [{"name": "Role tasks", "ansible.builtin.include_tasks": str(role / "tasks" / "alertmanager.yml")}],
+        "handlers": [{"name": "Restart Alertmanager", "ansible.builtin.debug": {"msg": "restart"}}],
+    }]))
+    extra = json.dumps({"streamscout_repo_dir": str(REPO), "streamscout_discord_webhook_src": str(webhook),
+                        "streamscout_alertmanager_config": str(config),
+                        "streamscout_alertmanager_webhook_file": str(url_file)})
+    result = subprocess.run([tool, "-i", "localhost,", "-e", extra, str(playbook)], capture_output=True,
+                            text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "test-token" not in result.stdout  # no_log keeps the URL out of ansible's output
+    assert oct(config.stat().st_mode & 0o777) == "0o640" and oct(url_file.stat().st_mode & 0o777) == "0o640"
+    check = subprocess.run([amtool, "check-config", str(config)], capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
+    receiver = yaml.safe_load(config.read_text())["receivers"][0]["discord_configs"][0]
+    version = subprocess.run(["prometheus-alertmanager", "--version"], capture_output=True, text=True).stdout
+    if re.search(r"version 0\.2[0-5]\.", version):
+        assert receiver["webhook_url"] == webhook.read_text()
+    else:
+        assert receiver["webhook_url_file"] == str(url_file)
+
+
+def _group_exists(name: str) -> bool:
+    try:
+        grp.getgrnam(name)
+    except KeyError:
+        return False
+    return True
