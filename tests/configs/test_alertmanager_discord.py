@@ -1,26 +1,22 @@
 """configs/alertmanager.yml delivers to Discord: a private Alertmanager posts to a local receiver.
 
-The Alertmanager here is the real binary on free ports with the committed config rendered the way
-`stack up` renders it, so the shared stack's Alertmanager is never re-pointed.
+The Alertmanager is the stack's own component (real binary, committed config rendered as `stack up`
+renders it) on a private state dir and port, so the shared stack's Alertmanager is never re-pointed.
 """
 
 from __future__ import annotations
 
 import json
 import queue
-import subprocess
 import threading
-import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
 from conftest import free_port
-from streamscout.stack import render
-from streamscout.stack.components import ALERTMANAGER_BIN, CONFIGS_DIR
-from streamscout.stack.ports import Endpoint
+from streamscout.stack.components import Alertmanager, StackContext
+from streamscout.stack.stack import wait_healthy
 
 pytestmark = pytest.mark.integration
 
@@ -48,37 +44,18 @@ def discord():
 
 
 @pytest.fixture
-def alertmanager(tmp_path, discord):
+def alertmanager(tmp_path, settings, discord):
+    """The stack's Alertmanager component on a private state dir and a free port, pointed at `discord`."""
     url, _ = discord
-    version = subprocess.run([ALERTMANAGER_BIN, "--version"], capture_output=True, text=True)
-    config = tmp_path / "alertmanager.yml"
-    config.write_text(
-        render.render_alertmanager_config(
-            (CONFIGS_DIR / "alertmanager.yml").read_text(),
-            webhook_url_file=tmp_path / "url", webhook_url=url,
-            version=render.alertmanager_version(version.stdout + version.stderr),
-        )
-    )
-    (tmp_path / "url").write_text(url + "\n")
-    endpoint = Endpoint("127.0.0.1", free_port())
-    log = open(tmp_path / "alertmanager.log", "wb")
-    process = subprocess.Popen(
-        render.alertmanager_argv(ALERTMANAGER_BIN, config, endpoint, tmp_path / "data"), stdout=log, stderr=log
-    )
-    base = f"http://{endpoint}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(base + "/-/ready", timeout=2)
-            break
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                pytest.fail((tmp_path / "alertmanager.log").read_text())
-            time.sleep(0.2)
-    yield base
-    process.terminate()
-    process.wait(10)
-    log.close()
+    ctx = StackContext.from_settings(settings.with_overrides(state_dir=tmp_path, alertmanager_port=free_port()))
+    component = Alertmanager(ctx)
+    component.start()
+    try:
+        wait_healthy(component, timeout=30)
+        component.point_webhook(url)  # re-renders the config and reloads the running Alertmanager
+        yield component.address()
+    finally:
+        component.stop()
 
 
 def test_critical_alert_reaches_discord_with_title_severity_and_description(alertmanager, discord):

@@ -90,6 +90,16 @@ def _http_ok(url: str, timeout: float = 2.0) -> bytes | None:
     return None
 
 
+def _reload(component: str, url: str) -> None:
+    """POST a /-/reload; an invalid config is reported with the server's own message."""
+    request = urllib.request.Request(url, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30):
+            pass
+    except urllib.error.HTTPError as exc:
+        raise StackError(f"{component}: reloading the config failed: {exc.read().decode(errors='replace').strip()}") from None
+
+
 class Component:
     name: str = ""
     stop_signal: int = signal.SIGTERM
@@ -522,6 +532,11 @@ class Prometheus(Component):
             render.prometheus_argv(PROMETHEUS_BIN, CONFIGS_DIR / "prometheus.yml", self.endpoints()[0], self.data_dir)
         )
 
+    def after_healthy(self) -> str | None:
+        """A running Prometheus picks up edits to configs/ (scrape jobs, alert rules) on every `up`."""
+        _reload(self.name, self.address() + "/-/reload")
+        return "config loaded"
+
 
 class Alertmanager(Component):
     """Runs the committed config with the Discord webhook taken from <state>/alertmanager/."""
@@ -587,6 +602,12 @@ class Alertmanager(Component):
             render.alertmanager_argv(ALERTMANAGER_BIN, self.render_config(), self.endpoints()[0], self.root / "data")
         )
 
+    def after_healthy(self) -> str | None:
+        """Re-render from configs/alertmanager.yml (keeping the current webhook file) and reload."""
+        self.render_config()
+        _reload(self.name, self.address() + "/-/reload")
+        return "config loaded"
+
     def point_webhook(self, url: str) -> None:
         """Send Discord notifications to ``url`` from now on (tests use a local receiver)."""
         self.root.mkdir(parents=True, exist_ok=True)
@@ -594,10 +615,7 @@ class Alertmanager(Component):
         self.webhook_url_file.chmod(0o600)
         self.render_config()
         if self.running():
-            request = urllib.request.Request(self.address() + "/-/reload", method="POST")
-            with urllib.request.urlopen(request, timeout=10) as response:
-                if response.status != 200:
-                    raise StackError(f"alertmanager: reload answered {response.status}")
+            _reload(self.name, self.address() + "/-/reload")
 
 
 COMPONENTS: list[type[Component]] = [
