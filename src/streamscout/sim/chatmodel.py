@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from streamscout.sim.scenario import TWITCH_EMOTES, Channel
 
+EMOTE_CACHE_SIZE = 20000
 EMOTE_SPAM_SHARE = 0.3  # of the messages that are not !commands, outside bursts
 COMMANDS = ("!uptime", "!song", "!socials", "!discord", "!followage", "!points", "!prime", "!game",
             "!title", "!watchtime", "!specs", "!sens")
@@ -99,6 +100,7 @@ class ChannelChat:
         self.emotes = self.model.emotes
         self.recent: list[tuple[Chatter, str, str]] = []  # (chatter, msg id, text) for replies
         self.messages_seen: dict[str, int] = {}
+        self._emote_cache: dict[str, tuple[str, str]] = {}
 
     def counts(self, t: float, dt: float, burst_multiplier: float) -> int:
         """Messages in the tick [t, t+dt) of scenario time."""
@@ -117,17 +119,19 @@ class ChannelChat:
         return n
 
     def _text(self, hype: bool) -> str:
-        rng = self.text_rng
-        r = rng.random()
+        # seq[int(random() * len)] rather than choice(): a third of the cost, same distribution
+        random = self.text_rng.random
+        r = random()
         commands = self.model.commands
         if r < commands:
-            return rng.choice(COMMANDS)
+            return COMMANDS[int(random() * len(COMMANDS))]
+        emotes = self.emotes
         if hype or r < commands + (1 - commands) * EMOTE_SPAM_SHARE:
-            emote = rng.choice(self.emotes)
-            return " ".join([emote] * rng.randint(1, 4 if not hype else 6))
-        words = rng.choice(WORDS)
-        if rng.random() < 0.4:
-            words += " " + rng.choice(self.emotes)
+            emote = emotes[int(random() * len(emotes))]
+            return " ".join([emote] * (1 + int(random() * (6 if hype else 4))))
+        words = WORDS[int(random() * len(WORDS))]
+        if random() < 0.4:
+            words += " " + emotes[int(random() * len(emotes))]
         return words
 
     def lines(self, n: int, now_ms: int, tick_ms: int, room_id: str, hype: bool = False) -> list[str]:
@@ -154,8 +158,7 @@ class ChannelChat:
                          f"reply-thread-parent-user-login={parent.login};")
             seen = self.messages_seen.get(chatter.login, 0)
             self.messages_seen[chatter.login] = seen + 1
-            emotes = emote_ranges(text)
-            emote_only = "emote-only=1;" if emotes and all(w in TWITCH_EMOTES for w in text.split(" ")) else ""
+            emotes, emote_only = self._emote_tags(text)
             out.append(f"{chatter.head}{emote_only}emotes={emotes};first-msg={'1' if seen == 0 and rng.random() < 0.1 else '0'};"
                        f"flags=;id={msg_id};mod={chatter.mod};{reply}returning-chatter=0;room-id={room_id};"
                        f"subscriber={chatter.subscriber};tmi-sent-ts={ts};turbo=0;user-id={chatter.user_id};"
@@ -168,6 +171,17 @@ class ChannelChat:
                 out.append(f"@ban-duration={rng.choice((60, 150, 300, 600))};room-id={room_id};"
                            f"target-user-id={chatter.user_id};tmi-sent-ts={ts} :tmi.twitch.tv CLEARCHAT #{channel} :{chatter.login}")
         return out
+
+    def _emote_tags(self, text: str) -> tuple[str, str]:
+        """(emotes tag, "emote-only=1;" or ""), cached: texts repeat a lot (spam, commands)."""
+        cached = self._emote_cache.get(text)
+        if cached is None:
+            emotes = emote_ranges(text)
+            only = "emote-only=1;" if emotes and all(w in TWITCH_EMOTES for w in text.split(" ")) else ""
+            cached = (emotes, only)
+            if len(self._emote_cache) < EMOTE_CACHE_SIZE:
+                self._emote_cache[text] = cached
+        return cached
 
     def raid(self, now_ms: int, room_id: str, source: str, viewers: int) -> list[str]:
         raider = source or self.text_rng.choice(SYLLABLES) + "streamer"
