@@ -269,3 +269,14 @@ def test_new_years_countdown_is_detected(datasets_dir):
         times = [d.bucket_start_ms for d in engine.run(broadcast, DetectorParams(variant=variant)).detections]
         midnight = 1_767_225_600_000
         assert any(midnight <= t <= midnight + 30_000 for t in times), variant
+
+
+def test_every_shared_recording_format_counts_what_the_readme_says(datasets_dir):
+    """The message totals of ../shared/datasets/README.md, through the backtest's loaders."""
+    def messages(pattern):
+        return sum(b.messages for path in sorted(datasets_dir.glob(pattern)) for b in load(path, "auto", B))
+
+    assert messages("go-twitch-irc/channel_xqcow_2019-09-15.irc.txt") == 4933
+    assert messages("dsteffan-admiralbulldog/data/logs/chat_admiralbulldog_4_30.log") == 28844
+    assert messages("dsteffan-admiralbulldog/data/formatted/xqcow_5_03_mps.csv") == 104836
+    assert messages("bocru-twitch-chats/data/*/*/verbose_chat.json.gz") == 108518
