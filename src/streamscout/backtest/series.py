@@ -9,7 +9,6 @@ dropped with :func:`~streamscout.detector.stats.is_command`, buckets come from
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Iterable
 
 from streamscout.detector.stats import bucket_start_ms, is_command, is_flood_event
 
