@@ -71,13 +71,14 @@ def test_two_components_on_one_port_is_a_configuration_error(tmp_path):
 
 @pytest.mark.integration
 def test_private_stack_lifecycle_keeps_data(tmp_path):
-    """up -> write -> down (status fails) -> up again (idempotent) -> data still there."""
+    """up -> write -> down (status fails) -> stale lock -> up again (idempotent) -> data still there."""
     pg_port, redis_port = free_port(), free_port()
     dsn = f"postgresql://streamscout@127.0.0.1:{pg_port}/streamscout"
     env = private_env(
         tmp_path / "state", STREAMSCOUT_POSTGRES_DSN=dsn, STREAMSCOUT_REDIS_URL=f"redis://127.0.0.1:{redis_port}/0"
     )
     postgres_root = tmp_path / "state" / "postgres"
+    stranger = subprocess.Popen(["true"])
     try:
         first = run("stack", "up", "postgres", "redis", env=env)
         assert first.returncode == 0, first.stderr
@@ -90,6 +91,10 @@ def test_private_stack_lifecycle_keeps_data(tmp_path):
         stopped = run("stack", "status", "--json", "postgres", "redis", env=env)
         assert stopped.returncode == 1
         assert {c["state"] for c in json.loads(stopped.stdout).values()} == {"stopped"}
+        # As after a SIGKILL: the lock file names a pid that now belongs to another live process
+        # of the server's user (Postgres itself would take that for a running postmaster).
+        stranger = subprocess.Popen(["sleep", "120"], user="postgres" if os.geteuid() == 0 else None)
+        (postgres_root.resolve() / "data" / "postmaster.pid").write_text(f"{stranger.pid}\n")
 
         again = run("stack", "up", "postgres", "redis", env=env)
         assert again.returncode == 0, again.stderr
@@ -101,6 +106,8 @@ def test_private_stack_lifecycle_keeps_data(tmp_path):
         assert redis.Redis(port=redis_port).get("survives") == b"yes"
         assert run("stack", "status", "postgres", "redis", env=env).returncode == 0
     finally:
+        stranger.kill()
+        stranger.wait()
         run("stack", "down", "postgres", "redis", env=env)
         if postgres_root.is_symlink():  # the cluster lived where the `postgres` user can reach it
             shutil.rmtree(postgres_root.resolve(), ignore_errors=True)

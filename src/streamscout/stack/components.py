@@ -27,7 +27,7 @@ import yaml
 from streamscout.common.config import Settings
 from streamscout.stack import render
 from streamscout.stack.ports import Endpoint, endpoint_of_url, parse_host_port
-from streamscout.stack.process import Daemon
+from streamscout.stack.process import Daemon, alive_with_markers
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CONFIGS_DIR = REPO_ROOT / "configs"
@@ -238,11 +238,25 @@ class Postgres(Component):
                      "--locale=C.UTF-8", "--no-instructions")
             with open(data / "postgresql.conf", "a") as conf:
                 conf.write("\ninclude_if_exists = 'streamscout.conf'\n")
+        self._drop_stale_lock(data)
         self.socket_dir.mkdir(exist_ok=True)
         (data / "streamscout.conf").write_text(render.postgres_conf(self.endpoints()[0], self.socket_dir))
         (data / "pg_hba.conf").write_text(render.postgres_hba())
         self._prepare_root()  # chown what was just written
         self.daemon.spawn([str(POSTGRES_BIN / "postgres"), "-D", str(data)], user=self._run_as)
+
+    @staticmethod
+    def _drop_stale_lock(data: Path) -> None:
+        """After a SIGKILL (e.g. the end of a CI run) postmaster.pid stays behind; if its pid is
+        reused by an unrelated process, Postgres would refuse to start. Drop it when no postgres
+        of this data dir is alive."""
+        lock = data / "postmaster.pid"
+        try:
+            pid = int(lock.read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return
+        if not alive_with_markers(pid, (str(data),)):
+            lock.unlink()
 
     def after_healthy(self) -> str | None:
         import psycopg

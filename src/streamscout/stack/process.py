@@ -30,7 +30,7 @@ class Daemon:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        return pid if _alive_with_markers(pid, self.markers) else None
+        return pid if alive_with_markers(pid, self.markers) else None
 
     def running(self) -> bool:
         return self.pid() is not None
@@ -75,7 +75,7 @@ class Daemon:
         except ChildProcessError:
             pass
         # Not the markers: a launcher script (Flink's) only shows them once it has exec'd java.
-        return not _alive_with_markers(pid, ())
+        return not alive_with_markers(pid, ())
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> bool:
         """Signal the process and wait for it to exit; SIGKILL after ``timeout``. True if it ran."""
@@ -85,10 +85,10 @@ class Daemon:
             return False
         os.kill(pid, sig)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _alive_with_markers(pid, self.markers):
+        while time.monotonic() < deadline and alive_with_markers(pid, self.markers):
             _reap(pid)
             time.sleep(0.2)
-        if _alive_with_markers(pid, self.markers):
+        if alive_with_markers(pid, self.markers):
             os.kill(pid, signal.SIGKILL)
             time.sleep(0.5)
             _reap(pid)
@@ -115,7 +115,7 @@ def _reap(pid: int) -> None:
         pass
 
 
-def _alive_with_markers(pid: int, markers: tuple[str, ...]) -> bool:
+def alive_with_markers(pid: int, markers: tuple[str, ...]) -> bool:
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         status = Path(f"/proc/{pid}/stat").read_text()
