@@ -111,3 +111,23 @@ def test_private_stack_lifecycle_keeps_data(tmp_path):
         run("stack", "down", "postgres", "redis", env=env)
         if postgres_root.is_symlink():  # the cluster lived where the `postgres` user can reach it
             shutil.rmtree(postgres_root.resolve(), ignore_errors=True)
+
+
+@pytest.mark.integration
+def test_component_that_dies_at_start_up_names_its_log(tmp_path):
+    """A data dir that claims another Postgres major version: the server exits; `up` says where to look."""
+    state = tmp_path / "state"
+    env = private_env(state, STREAMSCOUT_POSTGRES_DSN=f"postgresql://streamscout@127.0.0.1:{free_port()}/streamscout")
+    try:
+        assert run("stack", "up", "postgres", env=env).returncode == 0
+        assert run("stack", "down", "postgres", env=env).returncode == 0
+        (state / "postgres").resolve().joinpath("data", "PG_VERSION").write_text("9\n")
+        result = run("stack", "up", "postgres", env=env, timeout=60)
+        log = state / "log" / "postgres.log"
+        assert result.returncode == 1
+        assert f"postgres exited during start-up; see {log.resolve()}" in result.stderr
+        assert "incompatible" in result.stderr  # the log's last lines come along
+    finally:
+        run("stack", "down", "postgres", env=env)
+        if (state / "postgres").is_symlink():
+            shutil.rmtree((state / "postgres").resolve(), ignore_errors=True)

@@ -1,4 +1,4 @@
-"""The seven components of the local stack, each a small object: prepare, start, health, stop.
+"""The eight components of the local stack, each a small object: prepare, start, health, stop.
 
 A component owns a directory under the state directory, one log file and one pid file
 (:class:`~streamscout.stack.process.Daemon`). ``start`` only launches; the orchestration in
