@@ -176,10 +176,12 @@ def _plot_one(ax: Any, result: Run) -> None:
         ax.fill_between(jx, [bl.mean for _, bl in judged], [bl.threshold for _, bl in judged], step="post",
                         color="#4c72b0", alpha=0.25, lw=0, label="baseline mean .. threshold")
         ax.step(jx, [bl.mean for _, bl in judged], where="post", color="#4c72b0", lw=0.8)
-    for burst in b.truth or ():
-        ax.axvspan(hours(burst.start_ms), hours(burst.end_ms), color="#55a868", alpha=0.35, lw=0)
-    for flood in b.floods:
-        ax.axvspan(hours(flood.start_ms), hours(flood.end_ms), color="#dd8452", alpha=0.35, lw=0)
+    for i, burst in enumerate(b.truth or ()):
+        ax.axvspan(hours(burst.start_ms), hours(burst.end_ms), color="#55a868", alpha=0.35, lw=0,
+                   label=None if i else "ground-truth burst")
+    for i, flood in enumerate(b.floods):
+        ax.axvspan(hours(flood.start_ms), hours(flood.end_ms), color="#dd8452", alpha=0.35, lw=0,
+                   label=None if i else "raid / gift-sub surge")
     if result.detections:
         ax.plot([hours(d.bucket_start_ms + bucket_ms // 2) for d in result.detections],
                 [d.count for d in result.detections], "v", color="#c44e52", ms=5, label="detection")
