@@ -138,7 +138,9 @@ let
   pyflinkEnv = python.withPackages (_: [ apache-flink ] ++ runtimeDeps ++ [ (ps.toPythonModule streamscout) ]);
 
   # A Flink home directory made of the two wheels' pyflink/ trees: scripts are copied (Flink's
-  # config.sh derives FLINK_HOME from its own resolved location), jars are symlinked.
+  # config.sh derives FLINK_HOME from its own resolved location); lib/, opt/ and plugins/ are real
+  # directories of symlinked jars, because config.sh collects the classpath with `find`, which
+  # does not descend into a symlinked directory.
   flinkDist = runCommand "flink-dist-${pyflinkVersion}" { passthru.version = pyflinkVersion; } ''
     lib=${apache-flink-libraries}/${python.sitePackages}/pyflink
     py=${apache-flink}/${python.sitePackages}/pyflink
@@ -147,7 +149,8 @@ let
     chmod +x $out/bin/*.sh
     patchShebangs $out/bin
     cp -r $py/conf $out/conf
-    for d in lib opt plugins licenses; do ln -s $lib/$d $out/$d; done
+    for d in lib opt plugins; do cp -rs $lib/$d $out/$d; done
+    ln -s $lib/licenses $out/licenses
   '';
 
   # The Kafka connector is not part of the distribution: a fixed-output fetch from Maven Central.

@@ -152,8 +152,12 @@ def test_flink_units_run_the_distribution_with_their_own_config(sim_host: dict) 
         assert unit["serviceConfig"]["ExecStart"].endswith(f"/bin/{role}.sh start-foreground")
         assert unit["environment"]["FLINK_CONF_DIR"].endswith(f"streamscout-flink-{role}-conf")
         assert unit["environment"]["_FLINK_HOME_DETERMINED"] == "1"
-    submit = sim_host["units"]["streamscout-flink-submit"]["serviceConfig"]["ExecStart"]
-    assert submit.endswith("/bin/python -m streamscout.cli detector submit")
+    submit = sim_host["units"]["streamscout-flink-submit"]
+    assert submit["serviceConfig"]["ExecStart"].endswith("/bin/python -m streamscout.cli detector submit")
+    # The submitter runs PyFlink's bin/flink through the Python env's symlinks; without these two
+    # it would take the symlink target's directory, which has no lib/, as FLINK_HOME.
+    assert submit["environment"]["_FLINK_HOME_DETERMINED"] == "1"
+    assert submit["environment"]["FLINK_HOME"].endswith("-flink-dist-2.2.0")
 
 
 def test_submit_finds_the_connector_and_conf_where_streamscout_looks(sim_host: dict) -> None:
