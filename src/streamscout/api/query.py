@@ -106,6 +106,8 @@ class Broadcaster:
 
 @dataclass(frozen=True)
 class ClipQuery:
+    """A validated ``GET /v1.0/clip`` request with every default resolved."""
+
     start: datetime  # naive UTC, inclusive
     end: datetime  # naive UTC, exclusive
     limit: int
@@ -113,23 +115,19 @@ class ClipQuery:
     broadcaster: Broadcaster | None = None
     min_score: float | None = None
 
-    def params(self, cursor: Cursor | None) -> dict[str, str]:
-        """Query parameters reproducing this query from ``cursor`` on (for the ``next`` link).
+    def next_query_string(self, cursor: Cursor) -> str:
+        """The query string of the page after ``cursor`` (for ``next_url``).
 
         The resolved start and end are spelled out so that the next page covers the same
         window even though the defaults move with the clock.
         """
-        out = {"start": _iso_z(self.start), "end": _iso_z(self.end), "limit": str(self.limit)}
+        params = {"start": _iso_z(self.start), "end": _iso_z(self.end), "limit": str(self.limit)}
         if self.broadcaster is not None:
-            out["broadcaster"] = self.broadcaster.login
+            params["broadcaster"] = self.broadcaster.login
         if self.min_score is not None:
-            out["min_score"] = repr(self.min_score)
-        if cursor is not None:
-            out["cursor"] = cursor.encode()
-        return out
-
-    def next_query_string(self, cursor: Cursor) -> str:
-        return urlencode(self.params(cursor))
+            params["min_score"] = repr(self.min_score)
+        params["cursor"] = cursor.encode()
+        return urlencode(params)
 
 
 def _iso_z(moment: datetime) -> str:
