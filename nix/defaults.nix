@@ -36,7 +36,6 @@
   alertmanager.port = 9093;
   # Not 9100: the stream monitor's /metrics port (the spec's), so node exporter moves aside.
   nodeExporter.port = 9101;
-  loki.port = 3100;
   grafana.port = 3000;
 
   twitch = {

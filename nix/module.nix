@@ -28,7 +28,7 @@ let
     type: default: description:
     mkOption { inherit type default description; };
   port = default: description: opt types.port default description;
-  seconds = default: description: opt types.number default description;
+  number = default: description: opt types.number default description;
 
   user = "streamscout";
   stateDir = defaults.stateDir; # StateDirectory=streamscout
@@ -219,7 +219,7 @@ in
       description = "State directory (systemd StateDirectory=streamscout); holds the token file.";
     };
     tokenFile = opt types.str defaults.tokenFile "Shared user token file (mode 0600), written by `streamscout seed-tokens`.";
-    httpTimeoutSeconds = seconds defaults.httpTimeoutSeconds "Timeout of one Twitch HTTP call.";
+    httpTimeoutSeconds = number defaults.httpTimeoutSeconds "Timeout of one Twitch HTTP call.";
 
     twitch = {
       clientId = opt types.str defaults.twitch.clientId "Twitch application client id (not secret).";
@@ -270,28 +270,28 @@ in
     monitor = {
       host = opt types.str defaults.monitor.host "Address of the monitor's /metrics and /health.";
       port = port defaults.monitor.port "Port of the monitor's /metrics and /health.";
-      pollSeconds = seconds defaults.monitor.pollSeconds "How often the monitor ranks live streams.";
+      pollSeconds = number defaults.monitor.pollSeconds "How often the monitor ranks live streams.";
       joinRank = opt types.ints.positive defaults.monitor.joinRank "Join a chat at this rank or better (top-N).";
       leaveRank = opt types.ints.positive defaults.monitor.leaveRank "Leave only below this rank (hysteresis).";
-      livenessTtlSeconds = seconds defaults.monitor.livenessTtlSeconds "TTL of a channel's Redis liveness key.";
-      clippingRecheckDays = seconds defaults.monitor.clippingRecheckDays "Days before a channel that refused clips is tried again.";
-      stallSeconds = seconds defaults.monitor.stallSeconds "Rebuild the chat connection after this long without messages.";
+      livenessTtlSeconds = number defaults.monitor.livenessTtlSeconds "TTL of a channel's Redis liveness key.";
+      clippingRecheckDays = number defaults.monitor.clippingRecheckDays "Days before a channel that refused clips is tried again.";
+      stallSeconds = number defaults.monitor.stallSeconds "Rebuild the chat connection after this long without messages.";
     };
 
     detector = {
       variant = opt types.str defaults.detector.variant "Detector variant.";
-      bucketSeconds = seconds defaults.detector.bucketSeconds "Width of a chat-count bucket.";
+      bucketSeconds = number defaults.detector.bucketSeconds "Width of a chat-count bucket.";
       baselineBuckets = opt types.ints.positive defaults.detector.baselineBuckets "Buckets in the baseline.";
-      k = seconds defaults.detector.k "Spike threshold in standard deviations above the mean.";
-      minExcess = seconds defaults.detector.minExcess "Minimum excess over the mean, in messages.";
-      cooldownSeconds = seconds defaults.detector.cooldownSeconds "Cooldown per broadcaster after a detection.";
-      clipDelaySeconds = seconds defaults.detector.clipDelaySeconds "Delay between detection and Create Clip.";
+      k = number defaults.detector.k "Spike threshold in standard deviations above the mean.";
+      minExcess = number defaults.detector.minExcess "Minimum excess over the mean, in messages.";
+      cooldownSeconds = number defaults.detector.cooldownSeconds "Cooldown per broadcaster after a detection.";
+      clipDelaySeconds = number defaults.detector.clipDelaySeconds "Delay between detection and Create Clip.";
       retryOffsets = opt (types.listOf types.number) defaults.detector.retryOffsets "Retry offsets of Create Clip, seconds.";
       fetchOffsets = opt (types.listOf types.number) defaults.detector.fetchOffsets "Offsets at which a created clip is looked up.";
       parallelism = opt types.ints.positive defaults.detector.parallelism "Parallelism of the Flink job.";
-      checkpointSeconds = seconds defaults.detector.checkpointSeconds "Checkpoint interval.";
-      outOfOrdernessSeconds = seconds defaults.detector.outOfOrdernessSeconds "Watermark delay for late chat.";
-      idlenessSeconds = seconds defaults.detector.idlenessSeconds "Idle partitions stop holding back watermarks after this long.";
+      checkpointSeconds = number defaults.detector.checkpointSeconds "Checkpoint interval.";
+      outOfOrdernessSeconds = number defaults.detector.outOfOrdernessSeconds "Watermark delay for late chat.";
+      idlenessSeconds = number defaults.detector.idlenessSeconds "Idle partitions stop holding back watermarks after this long.";
     };
 
     api = {
@@ -302,7 +302,7 @@ in
       poolMax = opt types.ints.positive defaults.api.poolMax "Maximum Postgres connections.";
     };
 
-    prometheus.port = port defaults.prometheus.port "Prometheus port.";
+    prometheus.port = port defaults.prometheus.port "Prometheus port (the Grafana datasources in configs/ expect 9090).";
     alertmanager.port = port defaults.alertmanager.port "Alertmanager port.";
     nodeExporter.port = port defaults.nodeExporter.port "Node exporter port (9100 is the monitor's).";
     discordWebhookFile = opt (types.nullOr (types.strMatching "/.+")) null ''
@@ -311,7 +311,6 @@ in
     '';
     alerting.enable = opt types.bool true "Run Alertmanager with the Discord receiver of configs/alertmanager.yml.";
     logs.enable = opt types.bool true "Run Loki and Grafana Alloy (journald of every unit into Loki).";
-    loki.port = port defaults.loki.port "Loki HTTP port.";
     grafana = {
       enable = opt types.bool true "Run Grafana with the Prometheus and Loki datasources and the StreamScout dashboards.";
       port = port defaults.grafana.port "Grafana port.";
