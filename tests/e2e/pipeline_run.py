@@ -107,8 +107,9 @@ class DemoRun:
         return [dict(zip(keys, row)) for row in rows]
 
     def wait_until_settled(self, after_ms: int, timeout: float) -> list[dict]:
-        """Wait until the scenario's last event is over and no detection is still in flight."""
-        deadline = time.monotonic() + timeout
+        """Wait until ``after_ms`` (wall clock) has passed and then, for at most ``timeout``
+        seconds, until no detection is still in flight."""
+        deadline = time.monotonic() + max(0.0, after_ms / 1000 - time.time()) + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(f"`streamscout demo` exited:\n{self.demo_output()[-4000:]}")

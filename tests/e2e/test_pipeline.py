@@ -39,7 +39,7 @@ def check_run(run: DemoRun, bucket_seconds: float, screenshot: Path) -> None:
     truth = run.ground_truth()
     last_burst_end = max(b["end_ms"] for b in truth["bursts"])
     # the last create happens ~10 s after the burst; its metadata look-ups can take up to +60 s
-    detections = run.wait_until_settled(after_ms=last_burst_end + 15_000, timeout=200)
+    detections = run.wait_until_settled(after_ms=last_burst_end + 15_000, timeout=120)
     truth = run.ground_truth()
     result = score(truth, detections, int(bucket_seconds * 1000))
 
