@@ -47,6 +47,23 @@ let
   };
 
   streamscout = lib.getExe cfg.package;
+
+  # `sudo streamscout-admin tokens check` (seed-tokens, detector status, db migrate, …): runs
+  # the command the way the services run, as the streamscout user with their settings and the
+  # client secret as a credential of the transient unit.
+  admin = pkgs.writeShellScriptBin "streamscout-admin" ''
+    unit=streamscout-admin-$$
+    exec ${pkgs.systemd}/bin/systemd-run --quiet --pty --wait --collect --service-type=exec \
+      --unit="$unit" -p User=${user} -p Group=${user} -p StateDirectory=streamscout \
+      -p LoadCredential=${secretCredential}:${clientSecretFile} \
+      ${
+        lib.concatMapStringsSep " " (
+          name: "--setenv=${lib.escapeShellArg "${name}=${environment.${name}}"}"
+        ) (builtins.attrNames environment)
+      } \
+      --setenv=STREAMSCOUT_TWITCH_CLIENT_SECRET_FILE=/run/credentials/"$unit".service/${secretCredential} \
+      ${streamscout} "$@"
+  '';
   # PyFlink and StreamScout in one interpreter: the cluster's python.executable and the submitter.
   pyflinkPython = "${cfg.pythonEnv}/bin/python";
 
@@ -370,9 +387,11 @@ in
       "L+ ${stateDir}/jars/flink/${cfg.flink.kafkaConnector.name} - - - - ${cfg.flink.kafkaConnector}"
     ];
 
-    # `streamscout seed-tokens`, `tokens check`, `detector status` for the operator (run them as
-    # the streamscout user, e.g. `sudo -u streamscout streamscout tokens check`).
-    environment.systemPackages = [ cfg.package ];
+    # `streamscout-admin <command>` for the operator (see above); plain `streamscout` too.
+    environment.systemPackages = [
+      admin
+      cfg.package
+    ];
 
     services.postgresql = {
       enable = true;

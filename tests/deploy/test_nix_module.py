@@ -338,3 +338,25 @@ def test_prometheus_and_alertmanager_configs_pass_their_checkers(sim_host: dict,
     alertmanager.write_text(text)
     check = subprocess.run([amtool, "check-config", str(alertmanager)], capture_output=True, text=True, timeout=60)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_admin_command_runs_streamscout_like_the_services(nixpkgs_lib: Path, tmp_path: Path) -> None:
+    """streamscout-admin's script, run with a stand-in systemd-run that records its arguments:
+    the transient unit gets the service user, the credential and settings load_settings accepts."""
+    script = evaluate(nixpkgs_lib, 'twitch.clientSecretFile = "/run/keys/twitch"; discordWebhookFile = "/x";',
+                      "adminScript")
+    recorder = tmp_path / "systemd-run"
+    recorder.write_text("#!/bin/sh\nexec python3 -c 'import json, sys; print(json.dumps(sys.argv[1:]))' \"$@\"\n")
+    recorder.chmod(0o755)
+    store_systemd_run = re.search(r"\S+/bin/systemd-run", script).group(0)
+    result = subprocess.run(["bash", "-c", script.replace(store_systemd_run, str(recorder)), "admin",
+                             "tokens", "check"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    argv = json.loads(result.stdout)
+    assert argv[-3:][1:] == ["tokens", "check"] and argv[-3].endswith("/bin/streamscout")
+    assert "User=streamscout" in argv and "LoadCredential=twitch-client-secret:/run/keys/twitch" in argv
+    environment = dict(a.removeprefix("--setenv=").split("=", 1) for a in argv if a.startswith("--setenv="))
+    settings = load_settings(environment)
+    unit = next(a for a in argv if a.startswith("--unit=")).removeprefix("--unit=")
+    assert settings.twitch_client_secret_file == f"/run/credentials/{unit}.service/twitch-client-secret"
+    assert settings.postgres_dsn == "postgresql://streamscout@/streamscout?host=/run/postgresql"

@@ -94,6 +94,7 @@ in
     "alloy"
   ] units);
   tmpfiles = config.systemd.tmpfiles.rules;
+  adminScript = (lib.findFirst (p: p.name == "streamscout-admin") null config.environment.systemPackages).text;
   kafka = config.services.apache-kafka.settings;
   postgresql = {
     inherit (config.services.postgresql) ensureDatabases ensureUsers;

@@ -63,6 +63,7 @@ let
   pkgs =
     {
       writeShellScript = name: _text: drv name { };
+      writeShellScriptBin = name: text: drv name { inherit text; };
       testers.runNixOSTest = test: test;
       inherit lib;
       python312 = python;
@@ -90,6 +91,7 @@ let
       "redis"
       "prometheus"
       "curl"
+      "systemd"
     ] (n: drv n { });
 
 in
