@@ -37,25 +37,36 @@ Item = tuple[str, bytes, bytes]  # topic, key, value
 
 
 class _Generation:
-    """Records in flight on one producer instance (a replaced producer's callbacks still land)."""
+    """The records in flight on one producer instance, by sequence number.
 
-    __slots__ = ("in_flight",)
+    When a producer is replaced its records are taken back (re-queued); callbacks that still
+    arrive from it then find nothing to settle and are ignored.
+    """
+
+    __slots__ = ("items", "next_seq")
 
     def __init__(self) -> None:
-        self.in_flight = 0
+        self.items: dict[int, Item] = {}
+        self.next_seq = 0
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.items)
 
 
 def producer_config(bootstrap: str, compression: Optional[str] = "gzip", linger_ms: int = 20) -> dict[str, Any]:
     """kafka-python settings tuned for many small chat records.
 
-    acks=all with idempotence (no duplicates from the producer's own retries), larger batches
+    acks=all with retries, larger batches
     and a short linger so records travel in batches; gzip because it is the codec available
     without extra native packages (see docs/monitor.md for the measurement).
     """
     return {
         "bootstrap_servers": bootstrap.split(","),
         "acks": "all",
-        "enable_idempotence": True,
+        # Idempotence off: kafka-python's idempotent producer was seen to stay stuck after its
+        # batches expired during a broker outage. Duplicates are allowed (at-least-once).
+        "enable_idempotence": False,
         "retries": 2**31 - 1,
         "compression_type": compression,
         "linger_ms": linger_ms,
@@ -79,7 +90,7 @@ class Publisher:
         producer_factory: Callable[[], Any],
         metrics: MonitorMetrics,
         *,
-        max_backlog: int = 1_000_000,
+        max_backlog: int = 300_000,
         max_in_flight: int = 100_000,
         stall_seconds: float = 10.0,
         recreate_seconds: float = 60.0,
@@ -94,7 +105,6 @@ class Publisher:
         self._clock = clock
         self._backlog: deque[Item] = deque()
         self._generation = _Generation()  # the current producer's in-flight count
-        self._generations: list[_Generation] = []  # producers with records still in flight
         self._created_at = clock()
         self._lock = threading.Lock()  # guards the in-flight counts and the ack bookkeeping
         self._wake = threading.Event()
@@ -120,8 +130,8 @@ class Publisher:
 
     @property
     def pending(self) -> int:
-        """Records not yet acknowledged by Kafka (backlog + in flight, old producers included)."""
-        return len(self._backlog) + sum(g.in_flight for g in self._generations)
+        """Records not yet acknowledged by Kafka (backlog + in flight)."""
+        return len(self._backlog) + self._generation.in_flight
 
     def healthy(self) -> tuple[bool, str]:
         """(ok, detail): a producer exists and unacknowledged records are being acknowledged."""
@@ -172,12 +182,10 @@ class Publisher:
                     backoff = min(backoff * 2, 5.0)
                     continue
                 self._generation = _Generation()
-                self._generations.append(self._generation)
                 self._created_at = self._last_ack = self._clock()
                 self._metrics.kafka_connected.set(1)
                 log.info("kafka producer connected")
                 backoff = 0.2
-            self._generations = [g for g in self._generations if g is self._generation or g.in_flight > 0]
             moved = self._drain()
             if self._stopping.is_set() and not self._backlog:
                 return  # close() flushes what is in flight
@@ -201,16 +209,22 @@ class Publisher:
         )
 
     def _replace_producer(self) -> None:
-        """Close the producer without waiting (its unsent batches fail and come back through
-        ``_on_error``) and build a new one: a producer that lived through a broker outage can be
-        stuck (an idempotent producer whose batches expired); a fresh one starts clean."""
+        """Take back the producer's unacknowledged records, abandon it and build a new one.
+
+        A producer that lived through a broker outage can stay stuck; a fresh one starts clean.
+        Its records go back to the front of the backlog (they may be delivered twice: that is
+        at-least-once). kafka-python's ``close(timeout=0)`` raises while records are pending, so
+        the old producer is closed on a daemon thread, forcibly if it has to be.
+        """
         old, self._producer = self._producer, None
+        generation = self._generation
+        with self._lock:
+            taken = list(generation.items.values())
+            generation.items.clear()
+        self._backlog.extendleft(reversed(taken))
         self._metrics.kafka_connected.set(0)
-        log.warning("replacing the kafka producer", extra={"pending": self.pending})
-        try:
-            old.close(timeout=0)
-        except Exception as exc:
-            log.warning("closing the old kafka producer failed", extra={"error": str(exc)})
+        log.warning("replacing the kafka producer", extra={"records_taken_back": len(taken)})
+        threading.Thread(target=_close_quietly, args=(old,), name="kafka-producer-close", daemon=True).start()
 
     def _drain(self) -> int:
         moved = 0
@@ -232,23 +246,28 @@ class Publisher:
                 self._stopping.wait(0.5)
                 return moved
             with self._lock:
-                generation.in_flight += 1
-            future.add_callback(self._on_ack, generation, started)
-            future.add_errback(self._on_error, generation, item)
+                seq = generation.next_seq
+                generation.next_seq += 1
+                generation.items[seq] = item
+            future.add_callback(self._on_ack, generation, seq, started)
+            future.add_errback(self._on_error, generation, seq)
             moved += 1
         return moved
 
-    def _on_ack(self, generation: "_Generation", started: float, _metadata: Any) -> None:
+    def _on_ack(self, generation: "_Generation", seq: int, started: float, _metadata: Any) -> None:
         now = self._clock()
         with self._lock:
-            generation.in_flight -= 1
+            if generation.items.pop(seq, None) is None:
+                return  # taken back from a replaced producer: its copy is counted when it lands
             self._last_ack = now
         self._metrics.messages_published.inc()
         self._metrics.kafka_send_seconds.observe(now - started)
 
-    def _on_error(self, generation: "_Generation", item: Item, exc: BaseException) -> None:
+    def _on_error(self, generation: "_Generation", seq: int, exc: BaseException) -> None:
         with self._lock:
-            generation.in_flight -= 1
+            item = generation.items.pop(seq, None)
+        if item is None:
+            return  # taken back already
         self._backlog.append(item)  # at-least-once: try again
         self._note_error(f"delivery failed: {exc}")
         self._wake.set()
@@ -258,3 +277,12 @@ class Publisher:
         if message != self._last_error:
             log.warning("kafka publish problem", extra={"error": message})
         self._last_error = message
+
+
+def _close_quietly(producer: Any) -> None:
+    try:
+        producer.close(timeout=2)
+    except Exception:
+        sender = getattr(producer, "_sender", None)  # close() gave up at its flush: force it
+        if sender is not None:
+            sender.force_close()

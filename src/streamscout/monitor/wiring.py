@@ -29,7 +29,7 @@ def build_monitor(
     *,
     verified_bot: bool = False,
     compression: Optional[str] = "gzip",
-    max_backlog: int = 1_000_000,
+    max_backlog: int = 300_000,
 ) -> Monitor:
     """A monitor on ``settings``' Kafka, Redis and Postgres, reading chat as ``twitch``'s user.
 
