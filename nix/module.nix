@@ -488,15 +488,10 @@ in
       enable = true;
       configFile = ../configs/loki.yml;
     };
-    services.alloy = mkIf cfg.logs.enable {
-      enable = true;
-      configPath = "/etc/alloy";
-    };
-    environment.etc."alloy/streamscout.alloy" = mkIf cfg.logs.enable { source = ../configs/alloy/config.alloy; };
-    # Alloy reads every unit's journal (loki.source.journal).
-    systemd.services.alloy = mkIf cfg.logs.enable {
-      serviceConfig.SupplementaryGroups = [ "systemd-journal" ];
-    };
+    # nixpkgs' Alloy reads /etc/alloy (reloading on changes of alloy/config.alloy) and is already
+    # in the systemd-journal group that loki.source.journal needs.
+    services.alloy.enable = mkIf cfg.logs.enable true;
+    environment.etc."alloy/config.alloy" = mkIf cfg.logs.enable { source = ../configs/alloy/config.alloy; };
 
     services.grafana = mkIf cfg.grafana.enable {
       enable = true;

@@ -64,7 +64,7 @@ def sim_host(nixpkgs_lib: Path) -> dict:
 def test_simulator_host_passes_its_assertions_and_has_every_unit(sim_host: dict) -> None:
     assert sim_host["failedAssertions"] == []
     assert set(OWN_UNITS) <= set(sim_host["unitNames"])
-    assert {"alertmanager", "alloy", "streamscout-grafana-secret"} <= set(sim_host["unitNames"])
+    assert {"alertmanager", "streamscout-grafana-secret"} <= set(sim_host["unitNames"])
 
 
 @pytest.mark.parametrize("settings, message", [
@@ -191,16 +191,16 @@ def test_infrastructure_settings(sim_host: dict) -> None:
 
 
 def test_optional_parts_can_be_switched_off(nixpkgs_lib: Path) -> None:
-    names = evaluate(nixpkgs_lib, SIM + " alerting.enable = false; logs.enable = false; grafana.enable = false;",
-                     "unitNames")
-    assert not {"alertmanager", "alloy", "streamscout-grafana-secret"} & set(names)
+    host = evaluate(nixpkgs_lib, SIM + " alerting.enable = false; logs.enable = false; grafana.enable = false;")
+    assert not {"alertmanager", "streamscout-grafana-secret"} & set(host["unitNames"])
+    assert not host["files"]["alloyEnabled"] and not host["lokiEnabled"] and not host["grafanaEnabled"]
 
 
 def test_logs_and_dashboards_use_the_committed_configs(sim_host: dict) -> None:
     files = sim_host["files"]
     assert files["lokiConfig"] == "configs/loki.yml"
-    assert files["etc"]["alloy/streamscout.alloy"] == "configs/alloy/config.alloy"
-    assert files["alloyConfigPath"] == "/etc/alloy"
+    assert files["etc"]["alloy/config.alloy"] == "configs/alloy/config.alloy"  # nixpkgs' Alloy reads /etc/alloy
+    assert files["alloyEnabled"] is True
     assert files["grafanaDatasources"] == "configs/grafana/provisioning/datasources"
     assert files["grafanaDashboards"] == "configs/grafana/provisioning/dashboards"
     # The committed dashboard provider loads from where the module links the dashboards.

@@ -91,7 +91,6 @@ in
     "flink-jobmanager"
     "flink-taskmanager"
     "alertmanager"
-    "alloy"
   ] units);
   tmpfiles = config.systemd.tmpfiles.rules;
   adminScript = (lib.findFirst (p: p.name == "streamscout-admin") null config.environment.systemPackages).text;
@@ -101,22 +100,27 @@ in
   };
   redis = config.services.redis.servers;
   prometheusConfig = config.services.prometheus.configText;
-  alertmanagerConfig = config.services.prometheus.alertmanager.configText or null;
+  # (The free-form stand-ins cannot read an attribute whose only definition is a false mkIf.)
+  alertmanagerConfig =
+    if config.services.streamscout.alerting.enable then
+      config.services.prometheus.alertmanager.configText
+    else
+      null;
   nodeExporterPort = config.services.prometheus.exporters.node.port;
   grafanaEnabled = config.services.grafana.enable or false;
   lokiEnabled = config.services.loki.enable or false;
   # Repository files the host uses, as paths relative to the repository (no store copies).
   files =
     let
-      rel = p: lib.removePrefix (toString ../../.. + "/") (toString p);
+      rel = p: if p == null then null else lib.removePrefix (toString ../../.. + "/") (toString p);
     in
     {
       etc = lib.mapAttrs (_: e: if e ? source then rel e.source else null) config.environment.etc;
-      lokiConfig = rel config.services.loki.configFile;
-      grafanaDatasources = rel config.services.grafana.provision.datasources.path;
-      grafanaDashboards = rel config.services.grafana.provision.dashboards.path;
-      alloyConfigPath = config.services.alloy.configPath;
-      grafanaSecretKey = config.services.grafana.settings.security.secret_key;
+      lokiConfig = rel (config.services.loki.configFile or null);
+      grafanaDatasources = rel (config.services.grafana.provision.datasources.path or null);
+      grafanaDashboards = rel (config.services.grafana.provision.dashboards.path or null);
+      alloyEnabled = config.services.streamscout.logs.enable && config.services.alloy.enable;
+      grafanaSecretKey = config.services.grafana.settings.security.secret_key or null;
     };
   options = lib.mapAttrsRecursiveCond (a: !(a ? _type)) (_: o: o.type.name) evaluated.options.services.streamscout;
 }
