@@ -328,3 +328,23 @@ def test_flood_events_are_raids_and_gift_floods_once():
 
     assert is_flood_event("raid") and is_flood_event("submysterygift")
     assert not any(is_flood_event(kind) for kind in ("subgift", "sub", "resub", "", None))
+
+
+@pytest.mark.parametrize("feed, mean", [("clip", 3.0), ("raw", 26.75), ("mean", 2.25)])
+def test_what_a_spike_feeds_into_the_baseline(feed, mean):
+    # window [1, 3, 1, 3] (mean 2, threshold 5), then 100: clip -> 5, raw -> 100, mean -> 2
+    detector = small(spike_feed=feed)
+    run(detector, [1, 3, 1, 3, 100])
+    assert detector.baseline().mean == mean
+    with pytest.raises(ValueError, match="spike_feed"):
+        DetectorParams(spike_feed="skip")
+
+
+@pytest.mark.parametrize("feed, absorbed", [("clip", True), ("raw", True), ("mean", False)])
+def test_only_a_baseline_that_takes_spikes_in_absorbs_a_level_shift(feed, absorbed):
+    detector = SpikeDetector(1, DetectorParams(spike_feed=feed))
+    found = run(detector, [2, 3] * 60 + [20] * 600)
+    if absorbed:
+        assert (max(found) - 120) * 5 <= 180
+    else:
+        assert len(found) == 100  # one every 30 s for the 50 minutes after the jump

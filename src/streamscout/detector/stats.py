@@ -49,7 +49,10 @@ Clipped, a single burst moves the baseline no more than an ordinary high bucket 
 level shift keeps pushing threshold-sized values in, the mean and sigma climb, and the detector
 stops firing within a few minutes (a test pins this down). Clipping applies to every bucket,
 including those silenced by cooldown or discounting, so the window never depends on the
-cooldown state.
+cooldown state. The cost: a burst several buckets long enters as several threshold-sized
+values, which lifts sigma for five minutes. ``DetectorParams.spike_feed`` keeps the
+alternatives (``raw``, ``mean`` = not fed) so the backtest can measure them; the measurements
+are in ``docs/evaluation.md``.
 
 Variants (``DetectorParams.variant``; ``spec`` is the default and the seed spec's rule):
 
@@ -90,6 +93,7 @@ from typing import Any, Iterable
 
 BASE_VARIANTS = ("spec", "floor", "robust", "nbinom")
 MODIFIERS = ("discount",)
+SPIKE_FEEDS = ("clip", "raw", "mean")
 # MAD * 1.4826 estimates sigma for normally distributed data.
 MAD_TO_SIGMA = 1.4826
 STATE_VERSION = 1
@@ -138,6 +142,9 @@ class DetectorParams:
     """Minimum excess of the ``floor``, ``robust`` and ``nbinom`` variants."""
     discount_seconds: float = 30.0
     """``+discount`` variants: buckets this long after a raid/gift-sub event are not judged."""
+    spike_feed: str = "clip"
+    """What a spike puts into the baseline: ``clip`` (the threshold; see the module docstring),
+    ``raw`` (its count) or ``mean`` (the baseline mean: as if it were not fed)."""
 
     def __post_init__(self) -> None:
         if self.bucket_seconds <= 0 or (self.bucket_seconds * 1000) % 1:
@@ -150,6 +157,8 @@ class DetectorParams:
             raise ValueError("min_excess and floor_excess must be positive (they guard sigma = 0)")
         if self.cooldown_seconds < 0 or self.discount_seconds < 0:
             raise ValueError("cooldown_seconds and discount_seconds must not be negative")
+        if self.spike_feed not in SPIKE_FEEDS:
+            raise ValueError(f"spike_feed must be one of {', '.join(SPIKE_FEEDS)}, got {self.spike_feed!r}")
         if self.variant not in variant_names():
             raise ValueError(f"unknown detector variant {self.variant!r}; choose from {', '.join(variant_names())}")
 
@@ -305,8 +314,7 @@ class SpikeDetector:
             return Verdict(bucket_start_ms, count, None, False, None)
 
         spike = self._is_spike(count, baseline)
-        # Winsorise: a spike enters the window at the threshold (see the module docstring).
-        self._window.append(min(count, baseline.threshold) if spike else count)
+        self._window.append(self._fed_value(count, baseline) if spike else count)
         if not spike:
             return Verdict(bucket_start_ms, count, baseline, False, None)
         silenced = self._silenced_by(bucket_start_ms)
@@ -362,6 +370,12 @@ class SpikeDetector:
             return count > baseline.mean + params.k * baseline.stddev and count - baseline.mean >= params.excess_floor
         # robust and nbinom: the threshold already holds the floor (median/critical count + floor)
         return count >= baseline.threshold and count - baseline.mean >= params.min_excess
+
+    def _fed_value(self, count: int, baseline: Baseline) -> float:
+        feed = self.params.spike_feed
+        if feed == "clip":  # winsorise (see the module docstring)
+            return min(count, baseline.threshold)
+        return count if feed == "raw" else baseline.mean
 
     def _silenced_by(self, bucket_start_ms: int) -> str | None:
         last = self._last_detection_ms
