@@ -109,7 +109,8 @@ def run_case(name: str, scenario: dict, *, channels: int, compression: str | Non
     topics = (f"bench-chat-{tag}", f"bench-lifecycle-{tag}")
     admin = KafkaAdminClient(bootstrap_servers=base.kafka_bootstrap.split(","), request_timeout_ms=10_000)
     admin.create_topics([NewTopic(t, base.kafka_partitions, 1) for t in topics])
-    result: dict = {"case": name, "channels_offered": channels, "compression": compression or "none"}
+    result: dict = {"case": name, "channels_offered": channels, "compression": compression or "none",
+                    "load_average_1m_before": round(os.getloadavg()[0], 1)}
     with start_simulator(scenario, tick=0.1) as sim:
         token = sim.issue_user_token(["chat:read", "clips:edit"])
         config = {
@@ -163,6 +164,7 @@ def run_case(name: str, scenario: dict, *, channels: int, compression: str | Non
                     / max(1.0, last.get("streamscout_monitor_kafka_send_seconds_count", 0)
                           - first.get("streamscout_monitor_kafka_send_seconds_count", 0)), 1),
             )
+            result["load_average_1m_after"] = round(os.getloadavg()[0], 1)
             stop_started = time.monotonic()
             child.send_signal(signal.SIGTERM)
             child.wait(timeout=20)

@@ -5,6 +5,7 @@ channel is joined when it enters the top ``join_rank`` and left only when it fal
 ``leave_rank`` or goes offline. Channels that refused a clip (the detector got a 403) are not
 ranked at all until ``recheck_after`` has passed, so the next channel takes their place.
 
+    >>> from datetime import datetime, timezone
     >>> live = [LiveStream(1, "a", 900), LiveStream(2, "b", 800), LiveStream(3, "c", 700)]
     >>> d = decide(live, joined=set(), alive=set(), refusals={}, now=datetime.now(timezone.utc),
     ...            join_rank=2, leave_rank=3)
@@ -15,7 +16,7 @@ ranked at all until ``recheck_after`` has passed, so the next channel takes thei
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Iterable, Mapping, NamedTuple, Optional
 
 class LiveStream(NamedTuple):
