@@ -58,8 +58,12 @@ def _interval(seconds: float) -> str:
     return f"INTERVAL '{seconds:.3f}' SECOND"
 
 
-def source_ddl(settings: Settings, startup: str = "group-offsets") -> str:
-    """The Kafka chat table. ``startup``: group-offsets (resume the group), earliest or latest."""
+def source_ddl(settings: Settings, startup: str = "group-offsets", bounded: bool = False) -> str:
+    """The Kafka chat table. ``startup``: group-offsets (resume the group), earliest or latest.
+
+    ``bounded`` stops at the offsets that were latest when the job started (the benchmark).
+    """
+    bound = "'scan.bounded.mode' = 'latest-offset'," if bounded else ""
     mode = {"group-offsets": "group-offsets", "earliest": "earliest-offset", "latest": "latest-offset"}[startup]
     return f"""
         CREATE TEMPORARY TABLE chat (
@@ -76,6 +80,7 @@ def source_ddl(settings: Settings, startup: str = "group-offsets") -> str:
             'properties.auto.offset.reset' = 'earliest',
             'scan.startup.mode' = '{mode}',
             'scan.watermark.idle-timeout' = '{int(settings.detector_idleness_seconds * 1000)} ms',
+            {bound}
             'format' = 'json',
             'json.ignore-parse-errors' = 'true',
             'json.fail-on-missing-field' = 'false'
@@ -275,10 +280,10 @@ def job_configuration(settings: Settings, execution_mode: str = "process") -> Co
     return config
 
 
-def build(env: StreamExecutionEnvironment, settings: Settings, startup: str = "group-offsets"):
+def build(env: StreamExecutionEnvironment, settings: Settings, startup: str = "group-offsets", bounded: bool = False):
     """Assemble the pipeline on ``env`` (the caller executes it)."""
     t_env = StreamTableEnvironment.create(env)
-    t_env.execute_sql(source_ddl(settings, startup))
+    t_env.execute_sql(source_ddl(settings, startup, bounded))
     counts = t_env.sql_query(counts_sql(settings))
     (
         t_env.to_data_stream(counts)
