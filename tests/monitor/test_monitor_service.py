@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 from collections import Counter
 
@@ -151,3 +152,29 @@ def test_dropped_chat_websocket_is_rebuilt(sim, settings, postgres_dsn):
             wait_for(lambda: len(s.chat.listeners.get("a_chan", ())) == 1
                      and len(s.chat.listeners.get("f_chan", ())) == 1, 15, "rejoined")
         assert run.metric("streamscout_monitor_chat_connected") == 1
+
+
+STATIC = {"name": "static", "channels": [channel("f_chan", "1006", 1500), channel("a_chan", "1001", 1000),
+                                         channel("b_chan", "1002", 900)]}
+
+
+def test_redis_and_postgres_down_degrade_but_chat_keeps_flowing(sim, settings, postgres_dsn):
+    s = sim(STATIC)
+    dead = free_port()
+    cfg = monitor_settings(settings, s, f"postgresql://streamscout@127.0.0.1:{dead}/nothing", free_port(),
+                           monitor_join_rank=2, monitor_leave_rank=3, redis_url=f"redis://127.0.0.1:{dead}/0")
+    create_topics(cfg)
+    with RunningMonitor(cfg, s) as run:
+        wait_for(lambda: run.joined_logins() == {"f_chan", "a_chan"}, 20, "joined without Redis and Postgres")
+        wait_for(lambda: run.metric("streamscout_monitor_messages_published_total") > 100, 20, "chat published")
+        wait_for(lambda: run.metric("streamscout_monitor_poll_errors_total") >= 2, 10, "degraded rounds counted")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{cfg.monitor_port}/health", timeout=10)
+            raise AssertionError("/health answered 200 with Redis and Postgres down")
+        except urllib.error.HTTPError as error:
+            assert error.code == 503
+            body = json.load(error)
+        ok = {name: c["ok"] for name, c in body["components"].items()}
+        assert ok == {"chat": True, "kafka": True, "redis": False, "postgres": False}
+        # without Redis nobody is declared offline: both channels stay joined
+        assert run.joined_logins() == {"f_chan", "a_chan"}

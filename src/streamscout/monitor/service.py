@@ -41,7 +41,8 @@ from streamscout.monitor.ranking import LiveStream, Refusal
 log = logging.getLogger(__name__)
 
 LIVENESS_KEY = "streamscout:live:{}"
-JOIN_TIMEOUT = 30.0  # pyTwitchAPI waits 10 s per join batch, plus the rate-limit wait
+JOIN_TIMEOUT = 30.0  # pyTwitchAPI waits 10 s per join batch ...
+JOIN_SECONDS_PER_CHANNEL = 0.5  # ... plus the rate-limit wait: 20 JOINs per 10 s
 LEAVE_TIMEOUT = 3.0
 CHAT_START_TIMEOUT = 10.0
 
@@ -54,6 +55,10 @@ class Joined:
 
     stream: LiveStream
     rank: Optional[int]
+
+
+def _join_timeout(logins: list[str]) -> float:
+    return JOIN_TIMEOUT + JOIN_SECONDS_PER_CHANNEL * len(logins)
 
 
 def utcnow() -> datetime:
@@ -201,6 +206,7 @@ class Monitor:
         for bid, rank in decision.ranks.items():
             if bid in self.joined:
                 self.joined[bid].rank = rank
+        leaving = {self.joined[b].stream.login: r for b, r in decision.to_leave.items() if b in self.joined}
         await self.apply(decision)
         self.metrics.poll_seconds.observe(time.monotonic() - started)
         if degraded:
@@ -214,7 +220,7 @@ class Monitor:
                 "live_seen": len(live),
                 "joined": len(self.joined),
                 "to_join": [s.login for s in decision.to_join],
-                "to_leave": {self.joined[b].stream.login if b in self.joined else b: r for b, r in decision.to_leave.items()},
+                "to_leave": leaving,
             },
         )
         return decision
@@ -232,7 +238,7 @@ class Monitor:
             return  # the watchdog builds the chat; the next round joins
         logins = [s.login.lower() for s in streams]
         try:
-            failed = set(await chat.join(logins, JOIN_TIMEOUT))
+            failed = set(await chat.join(logins, _join_timeout(logins)))
         except Exception as exc:
             log.warning("join failed", extra={"channels": logins, "error": repr(exc)})
             failed = set(logins)
@@ -332,7 +338,7 @@ class Monitor:
             if logins:
                 failed = set()
                 try:
-                    failed = set(await chat.join(logins, JOIN_TIMEOUT))
+                    failed = set(await chat.join(logins, _join_timeout(logins)))
                 except Exception as exc:
                     log.warning("rejoin failed", extra={"error": repr(exc)})
                     failed = set(logins)
@@ -409,8 +415,8 @@ class Monitor:
                 await step()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("%s step failed", name)
+            except Exception as exc:  # a dependency is down: health says so; try again next time
+                log.warning("%s step failed", name, extra={"error": repr(exc)[:300]})
             remaining = seconds - (time.monotonic() - started)
             try:
                 await asyncio.wait_for(stop.wait(), max(0.0, remaining))
