@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -178,3 +179,35 @@ def test_redis_and_postgres_down_degrade_but_chat_keeps_flowing(sim, settings, p
         assert ok == {"chat": True, "kafka": True, "redis": False, "postgres": False}
         # without Redis nobody is declared offline: both channels stay joined
         assert run.joined_logins() == {"f_chan", "a_chan"}
+
+
+ODD_LINES = r"""@badge-info=;badges=;color=;display-name=A\sB\:C;emotes=;flags=;id=odd-1;mod=0;room-id=777;subscriber=0;tmi-sent-ts=1568505600501;turbo=0;user-id=1;user-type= :ab!ab@ab.tmi.twitch.tv PRIVMSG #oddchan :plain
+@badges=subscriber/3;display-name=테스트;emotes=25:0-4,x-2/bad;id=odd-2;mod=0;room-id=777;subscriber=1;tmi-sent-ts=1568505600601;user-id=2;bogus :t!t@t.tmi.twitch.tv PRIVMSG #oddchan :Kappa ÄÖÜ 👌
+@badges=;display-name=;emotes=;mod=0;room-id=777;tmi-sent-ts=1568505600701;user-id= :n!n@n.tmi.twitch.tv PRIVMSG #oddchan :no id, no user id, no name
+@badges=moderator/1;display-name=Mod;id=odd-4;mod=1;room-id=777;subscriber=0;tmi-sent-ts=1568505600801;user-id=4;a=b=c :m!m@m.tmi.twitch.tv PRIVMSG #oddchan :last
+"""
+
+
+def test_odd_lines_through_the_real_chat_client_all_arrive_and_chat_goes_on(sim, settings, postgres_dsn, tmp_path):
+    # `bogus` (a tag without "=") ends stock pyTwitchAPI's receive loop; here it is just a tag
+    recording = tmp_path / "odd.irc.txt"
+    recording.write_text(ODD_LINES, encoding="utf-8")
+    s = sim({"name": "odd", "channels": [channel("steady", "4001", 10, rate=20)]}, replay=[recording], replay_speed=1)
+    cfg = monitor_settings(settings, s, postgres_dsn, free_port())
+    create_topics(cfg)
+    with RunningMonitor(cfg, s) as run:
+        wait_for(lambda: run.joined_logins() == {"steady", "oddchan"}, 20, "both joined")
+        time.sleep(2)  # the four odd lines play within 0.3 s of the join
+        after_odd = run.metric("streamscout_monitor_messages_received_total")
+        wait_for(lambda: run.metric("streamscout_monitor_messages_received_total") > after_odd + 20, 20,
+                 "chat still read after the odd lines")
+        assert run.metric("streamscout_monitor_chat_rebuilds_total") == 0
+    odd = {r["message_id"]: r for _, r in consume(cfg, cfg.topic_chat)
+           if validate_chat_message(r)["broadcaster_id"] == 777}
+    assert len(odd) == 4
+    assert odd["odd-1"]["user_name"] == "A B;C"
+    assert odd["odd-2"]["user_name"] == "테스트" and odd["odd-2"]["text"] == "Kappa ÄÖÜ 👌"
+    assert odd["odd-2"]["metadata"]["emotes"] == {"25": ["0-4"]} and odd["odd-2"]["metadata"]["is_subscriber"]
+    assert odd["odd-4"]["metadata"]["is_mod"] is True
+    (no_id,) = [r for mid, r in odd.items() if not mid.startswith("odd-")]
+    assert no_id["user_id"] == 0 and no_id["user_name"] == "n" and no_id["text"] == "no id, no user id, no name"
