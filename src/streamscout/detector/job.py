@@ -54,8 +54,12 @@ MALFORMED_KEY = -1
 
 
 def _interval(seconds: float) -> str:
-    """A Flink SQL interval literal (milliseconds precision)."""
-    return f"INTERVAL '{seconds:.3f}' SECOND"
+    """A Flink SQL interval literal in milliseconds precision (``SECOND`` alone stops at 99 s)."""
+    total_ms = round(seconds * 1000)
+    days, rest = divmod(total_ms, 86_400_000)
+    hours, rest = divmod(rest, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    return f"INTERVAL '{days} {hours:02d}:{minutes:02d}:{rest / 1000:06.3f}' DAY TO SECOND(3)"
 
 
 def source_ddl(settings: Settings, startup: str = "group-offsets", bounded: bool = False) -> str:

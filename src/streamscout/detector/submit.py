@@ -167,8 +167,7 @@ def submit(
     done = subprocess.run(argv, env=environ, capture_output=True, text=True, timeout=300)
     match = re.search(r"JobID ([0-9a-f]{32})", done.stdout + done.stderr)
     if done.returncode != 0 or not match:
-        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-        raise SubmitError(f"flink run failed (exit {done.returncode}):\n{tail}")
+        raise SubmitError(f"flink run failed (exit {done.returncode}):\n{_failure_excerpt(done.stdout + done.stderr)}")
     job_id = match[1]
     deadline = time.monotonic() + wait_seconds
     while True:
@@ -179,6 +178,16 @@ def submit(
             raise SubmitError(f"job {job_id} ended as {state} right after submission; see the TaskManager log")
         time.sleep(0.5)
     return JobInfo(job_id, job_name(settings), state, int(time.time() * 1000)), True
+
+
+def _failure_excerpt(output: str) -> str:
+    """The job script's own message or Python traceback if there is one, else the output's tail."""
+    lines = output.strip().splitlines()
+    ours = [line for line in lines if line.startswith("clip detector not started")]
+    if ours:
+        return "\n".join(ours)
+    start = next((i for i, line in enumerate(lines) if line.startswith("Traceback")), None)
+    return "\n".join(lines[start:start + 30] if start is not None else lines[-15:])
 
 
 def cancel(settings: Settings, wait_seconds: float = 60.0) -> list[str]:

@@ -1,0 +1,35 @@
+"""The SQL text the job builds (no cluster: the planner validates it in-process)."""
+
+import pytest
+
+from streamscout.common.config import load_settings
+from streamscout.detector.job import _interval, counts_sql, source_ddl
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(
+    "seconds, literal",
+    [(5, "INTERVAL '0 00:00:05.000' DAY TO SECOND(3)"), (0.5, "INTERVAL '0 00:00:00.500' DAY TO SECOND(3)"),
+     (120, "INTERVAL '0 00:02:00.000' DAY TO SECOND(3)"), (90061.5, "INTERVAL '1 01:01:01.500' DAY TO SECOND(3)")],
+)
+def test_interval_literal(seconds, literal):
+    assert _interval(seconds) == literal
+
+
+def test_planner_accepts_the_source_and_the_window_query():
+    from pyflink.table import EnvironmentSettings, TableEnvironment
+
+    from streamscout.stack import flink_kafka_connector_jar
+
+    settings = load_settings({"STREAMSCOUT_DETECTOR_OUT_OF_ORDERNESS_SECONDS": "120"})
+    try:
+        jar = flink_kafka_connector_jar(settings)
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+    t_env.get_config().set("pipeline.jars", jar.as_uri())
+    t_env.execute_sql(source_ddl(settings, "earliest", bounded=True))
+    columns = list(t_env.sql_query(counts_sql(settings)).get_resolved_schema().get_column_names())
+    assert columns == ["broadcaster_id", "first_ts", "raw_rows", "chat", "commands"]
+    assert "NOT LIKE '!%'" in counts_sql(settings)
