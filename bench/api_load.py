@@ -5,10 +5,10 @@
    the next run; ``--reseed`` rebuilds it), and records the query plans (first page, a page
    100,000 clips deep, a streamer's page).
 2. Starts ``streamscout api`` as its own process on a free port.
-3. Throughput: ``wrk`` (closed loop, ``--connections`` connections) for ``--seconds``.
-4. Latency at a fixed rate: an open-loop asyncio generator in a separate process sends
+3. Latency at a fixed rate: an open-loop asyncio generator in a separate process sends
    ``--rate`` requests/s on a schedule and measures each latency from its *scheduled* start,
    so a stalled server cannot hide queueing (no coordinated omission).
+4. Throughput: ``wrk`` (closed loop, ``--connections`` connections) for ``--seconds``.
 
 Writes bench/results/api.json. Bounded: seeding ~1 min once, then about 2 x --seconds.
 
@@ -225,14 +225,17 @@ def server_side_share(before: dict[str, float], after: dict[str, float]) -> dict
 
 
 def measure(dsn: str, args: argparse.Namespace, cache_seconds: float) -> dict:
-    """wrk at full speed, then the open-loop generator at ``--rate``, against a fresh API process."""
+    """The open-loop generator at ``--rate``, then wrk at full speed, against a fresh API process.
+
+    The fixed rate goes first: measured right after wrk, it would mostly see the other
+    processes on this shared machine catching up on the CPU that wrk took from them.
+    """
     port = free_port()
     url = f"http://127.0.0.1:{port}{PATH}"
     api = start_api(dsn, port, args.api_threads, cache_seconds)
     try:
-        urllib.request.urlopen(url).read()  # warm the pool and the prepared statements
-        run_wrk(url, 3, args.connections, 1)
-        throughput = run_wrk(url, args.seconds, args.connections, 1)
+        for _ in range(20):  # warm the pool and the prepared statements
+            urllib.request.urlopen(url).read()
         before = server_histogram(port)
         queue: multiprocessing.Queue = multiprocessing.Queue()
         generator = multiprocessing.Process(target=open_loop, args=(url, args.rate, args.seconds, args.connections, queue))
@@ -240,6 +243,8 @@ def measure(dsn: str, args: argparse.Namespace, cache_seconds: float) -> dict:
         fixed_rate = queue.get(timeout=args.seconds * 4 + 30)
         generator.join()
         fixed_rate["server_side_within"] = server_side_share(before, server_histogram(port))
+        run_wrk(url, 3, args.connections, 1)
+        throughput = run_wrk(url, args.seconds, args.connections, 1)
     finally:
         api.terminate()
         api.wait(timeout=10)
