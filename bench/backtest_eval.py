@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,7 +29,7 @@ from pathlib import Path
 from streamscout.backtest.cli import evaluate
 from streamscout.backtest.inject import InjectSpec
 from streamscout.backtest.sources import load
-from streamscout.detector.stats import DetectorParams
+from streamscout.detector.stats import DetectorParams, SpikeDetector
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"
@@ -47,6 +48,12 @@ SEEDS = (1, 2)
 INJECT = "2x,3x,5x:5-20@600"
 SWEEP_K = (2.5, 3.0, 4.0, 5.0)
 TABLE_START, TABLE_END = "<!-- backtest-table:start -->", "<!-- backtest-table:end -->"
+FEED_START, FEED_END = "<!-- feed-table:start -->", "<!-- feed-table:end -->"
+# Does a spike feed the baseline? Each feed with the spec rule and the recommended setting.
+FEED_CONFIGS = {"spec": {"variant": "spec"}, "floor, k=4": {"variant": "floor", "k": 4.0}}
+FEEDS = ("clip", "raw", "mean")
+# A sustained level shift: 10 calm minutes (2-3 messages a bucket), then 50 minutes of 20.
+LEVEL_SHIFT = [2, 3] * 60 + [20] * 600
 
 
 def inputs() -> dict[str, list[Path]]:
@@ -56,6 +63,14 @@ def inputs() -> dict[str, list[Path]]:
                  DATASETS / "dsteffan-admiralbulldog/data/logs/chat_admiralbulldog_4_30.log"],
         "scenarios": [SCENARIOS / "bursts.yaml", SCENARIOS / "demo.yaml"],
     }
+
+
+def simulator_commit() -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    commit = git("log", "-1", "--format=%h", "--", "src/streamscout/sim")
+    return commit + ("+modified" if git("status", "--porcelain", "--", "src/streamscout/sim") else "")
 
 
 def real_rate(broadcasts, params) -> dict:
@@ -98,7 +113,8 @@ def scenario_scores(broadcasts, params) -> dict:
 def main() -> int:
     if "--render" in sys.argv[1:]:
         results = json.loads(RESULTS.read_text())
-        update_doc(markdown_table(results))
+        update_doc(markdown_table(results), TABLE_START, TABLE_END)
+        update_doc(feed_table(results), FEED_START, FEED_END)
         plot(results)
         print(markdown_table(results))
         return 0
@@ -110,6 +126,8 @@ def main() -> int:
     groups = {name: [b for path in paths for b in load(path, "auto", bucket_ms)] for name, paths in inputs().items()}
     results: dict = {
         "generated_by": "bench/backtest_eval.py",
+        # scenario chat comes from the simulator's chat model: its version matters
+        "simulator_commit": simulator_commit(),
         "inject": INJECT,
         "seeds": list(SEEDS),
         "inputs": {name: {"files": [str(p.relative_to(ROOT if name == "scenarios" else DATASETS)) for p in paths],
@@ -144,11 +162,26 @@ def main() -> int:
                             "recall": injected(groups[g], params)["recall"]}
             results["sweep"].append(point)
             print(f"sweep {point}", file=sys.stderr, flush=True)
+    results["spike_feed"] = {}
+    for name, values in FEED_CONFIGS.items():
+        for feed in FEEDS:
+            params = DetectorParams(**values, spike_feed=feed)
+            detector = SpikeDetector(0, params)
+            shift = [i for i, n in enumerate(LEVEL_SHIFT) if detector.push(i * params.bucket_ms, n)]
+            row = {
+                "real": {g: real_rate(groups[g], params)["per_channel_hour"] for g in ("small", "busy")},
+                "recall": {g: injected(groups[g], params)["recall"] for g in ("small", "busy")},
+                "level_shift_detections": len(shift),
+                "level_shift_last_s": (shift[-1] - 120) * 5 if shift else None,
+            }
+            results["spike_feed"][f"{name} / {feed}"] = row
+            print(f"feed {name} / {feed}: {row}", file=sys.stderr, flush=True)
     results["seconds"] = round(time.monotonic() - started, 1)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=1) + "\n")
     table = markdown_table(results)
-    update_doc(table)
+    update_doc(table, TABLE_START, TABLE_END)
+    update_doc(feed_table(results), FEED_START, FEED_END)
     plot(results)
     print(table)
     return 0
@@ -160,7 +193,7 @@ def markdown_table(results: dict) -> str:
 
     lines = [
         "| variant | real chat: detections / channel-hour, small | busy | injected recall small 2x / 3x / 5x "
-        "| busy 2x / 3x / 5x | median delay (s) small / busy | scenarios recall / precision | raid & gift-surge detections (plain / +discount) | New Year's Eve 22:45-00:05: detections / midnight found |",
+        "| busy 2x / 3x / 5x | median delay (s) small / busy | scenarios recall / precision (+discount) | raid & gift-surge detections (plain / +discount) | New Year's Eve 22:45-00:05: detections / midnight found |",
         "|---|---:|---:|---|---|---|---|---|---|",
     ]
     for name, row in results["variants"].items():
@@ -170,7 +203,7 @@ def markdown_table(results: dict) -> str:
             f"| `{name}` | {row['real']['small']['per_channel_hour']:.1f} | {row['real']['busy']['per_channel_hour']:.1f} "
             f"| {pct(rs['2x'])} / {pct(rs['3x'])} / {pct(rs['5x'])} | {pct(rb['2x'])} / {pct(rb['3x'])} / {pct(rb['5x'])} "
             f"| {row['injected']['small']['median_delay_s']} / {row['injected']['busy']['median_delay_s']} "
-            f"| {pct(sc['recall'])} / {pct(sc['precision'])} | {sc['flood_detections']} / {sd['flood_detections']} "
+            f"| {pct(sc['recall'])} / {pct(sc['precision'])} ({pct(sd['precision'])}) | {sc['flood_detections']} / {sd['flood_detections']} "
             f"| {_nye(row['new_years_eve'])} |"
         )
     return "\n".join(lines)
@@ -183,14 +216,29 @@ def _nye(times: list[str] | None) -> str:
     return f"{len(times)} / {'yes' if midnight else 'no'}"
 
 
-def update_doc(table: str) -> None:
+def feed_table(results: dict) -> str:
+    lines = ["| setting / spike feed | detections / channel-hour small / busy | injected recall small 2x / 3x / 5x "
+             "| busy 2x / 3x / 5x | level shift: detections / last one after |",
+             "|---|---|---|---|---|"]
+    for name, row in results.get("spike_feed", {}).items():
+        rs, rb = row["recall"]["small"], row["recall"]["busy"]
+        last = row["level_shift_last_s"]
+        lines.append(
+            f"| `{name}` | {row['real']['small']:.1f} / {row['real']['busy']:.1f} "
+            f"| {100 * rs['2x']:.0f}% / {100 * rs['3x']:.0f}% / {100 * rs['5x']:.0f}% "
+            f"| {100 * rb['2x']:.0f}% / {100 * rb['3x']:.0f}% / {100 * rb['5x']:.0f}% "
+            f"| {row['level_shift_detections']} / {last} s |")
+    return "\n".join(lines)
+
+
+def update_doc(table: str, start: str, end: str) -> None:
     if not DOC.exists():
         return
     text = DOC.read_text()
-    if TABLE_START in text and TABLE_END in text:
-        head, _, rest = text.partition(TABLE_START)
-        _, _, tail = rest.partition(TABLE_END)
-        DOC.write_text(f"{head}{TABLE_START}\n{table}\n{TABLE_END}{tail}")
+    if start in text and end in text:
+        head, _, rest = text.partition(start)
+        _, _, tail = rest.partition(end)
+        DOC.write_text(f"{head}{start}\n{table}\n{end}{tail}")
 
 
 def plot(results: dict) -> None:
