@@ -141,13 +141,13 @@ class DetectorParams:
     floor_excess: float = 5.0
     """Minimum excess of the ``floor``, ``robust`` and ``nbinom`` variants."""
     discount_seconds: float = 30.0
-    """``+discount`` variants: buckets this long after a raid/gift-sub event are not judged."""
+    """``+discount`` variants: spikes this long after a raid/gift-sub event are not reported."""
     spike_feed: str = "clip"
     """What a spike puts into the baseline: ``clip`` (the threshold; see the module docstring),
     ``raw`` (its count) or ``mean`` (the baseline mean: as if it were not fed)."""
 
     def __post_init__(self) -> None:
-        if self.bucket_seconds <= 0 or (self.bucket_seconds * 1000) % 1:
+        if self.bucket_seconds <= 0 or abs(self.bucket_seconds * 1000 - round(self.bucket_seconds * 1000)) > 1e-6:
             raise ValueError(f"bucket_seconds must be a positive whole number of ms, got {self.bucket_seconds}")
         if self.baseline_buckets < 2:
             raise ValueError(f"baseline_buckets must be at least 2, got {self.baseline_buckets}")
@@ -178,7 +178,7 @@ class DetectorParams:
 
     @property
     def bucket_ms(self) -> int:
-        return int(self.bucket_seconds * 1000)
+        return round(self.bucket_seconds * 1000)
 
     @property
     def cooldown_ms(self) -> int:
