@@ -45,6 +45,7 @@ JOIN_TIMEOUT = 30.0  # pyTwitchAPI waits 10 s per join batch ...
 JOIN_SECONDS_PER_CHANNEL = 0.5  # ... plus the rate-limit wait: 20 JOINs per 10 s
 LEAVE_TIMEOUT = 3.0
 CHAT_START_TIMEOUT = 10.0
+SHUTDOWN_BUDGET = 8.0
 
 ChatFactory = Callable[[Callable[[dict], None], dict[str, int]], MonitorChat]
 
@@ -253,12 +254,12 @@ class Monitor:
             log.info("joined chat", extra={"broadcaster_id": s.broadcaster_id, "login": s.login, "rank": entry.rank})
         self.metrics.streams_monitored.set(len(self.joined))
 
-    async def _leave(self, leaving: list[tuple[int, str]]) -> None:
+    async def _leave(self, leaving: list[tuple[int, str]], timeout: float = LEAVE_TIMEOUT) -> None:
         if not leaving:
             return
         entries = [(self.joined[bid], reason) for bid, reason in leaving]
         if self.chat is not None:
-            confirmed = await self.chat.leave([e.stream.login.lower() for e, _ in entries], LEAVE_TIMEOUT)
+            confirmed = await self.chat.leave([e.stream.login.lower() for e, _ in entries], timeout)
             if not confirmed:
                 log.warning("leave not confirmed in time", extra={"channels": [e.stream.login for e, _ in entries]})
         for entry, reason in entries:
@@ -377,7 +378,7 @@ class Monitor:
 
     # --- main --------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        """Run the loops until ``stop`` is set, then shut down within ~8 s."""
+        """Run the loops until ``stop`` is set, then shut down within ``SHUTDOWN_BUDGET``."""
         self.publisher.start()
         tasks = [
             asyncio.create_task(self._every(1.0, self.watch_chat_once, "chat watchdog", stop)),
@@ -428,22 +429,26 @@ class Monitor:
             self.metrics.publish_backlog.set(self.publisher.pending)
             await asyncio.sleep(1.0)
 
-    async def shutdown(self) -> None:
-        """Leave every chat (offline records), stop the chat, flush Kafka, close the pools."""
+    async def shutdown(self, budget: float = SHUTDOWN_BUDGET) -> None:
+        """Leave every chat (offline records), stop the chat, flush Kafka, close the pools,
+        all within ``budget`` seconds (systemd's stop timeout is 10 s); Kafka gets what the
+        other steps leave of it."""
+        deadline = time.monotonic() + budget
         log.info("shutting down", extra={"channels": len(self.joined)})
         try:
             await asyncio.wait_for(
-                self._leave([(bid, ranking.LEAVE_SHUTDOWN) for bid in list(self.joined)]), LEAVE_TIMEOUT + 0.5
+                self._leave([(bid, ranking.LEAVE_SHUTDOWN) for bid in list(self.joined)], timeout=2.0), 2.5
             )
         except Exception as exc:
             log.warning("leaving chats at shutdown failed", extra={"error": repr(exc)})
         if self.chat is not None:
-            await self.chat.shutdown(timeout=2.0)
+            await self.chat.shutdown(timeout=1.5)
             self.chat = None
-        left = await asyncio.get_running_loop().run_in_executor(None, self.publisher.close, 4.0)
+        kafka_time = max(0.5, deadline - time.monotonic() - 1.0)
+        left = await asyncio.get_running_loop().run_in_executor(None, self.publisher.close, kafka_time)
         for closer in (self.redis.aclose, self.pool.close):
             try:
-                await asyncio.wait_for(closer(), 1.0)
+                await asyncio.wait_for(closer(), 0.5)
             except Exception as exc:
                 log.warning("close failed", extra={"error": repr(exc)})
         log.info("stopped", extra={"unsent_records": left})
