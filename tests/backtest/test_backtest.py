@@ -16,7 +16,7 @@ from streamscout.backtest.inject import InjectSpec, InjectSpecError, inject
 from streamscout.backtest.series import Broadcast
 from streamscout.backtest.sources import InputError, load
 from streamscout.cli import cli
-from streamscout.detector.stats import DetectorParams, SpikeDetector, variant_names
+from streamscout.detector.stats import DetectorParams, SpikeDetector, bucket_start_ms, is_command, variant_names
 
 pytestmark = pytest.mark.unit
 
@@ -281,3 +281,25 @@ def test_every_shared_recording_format_counts_what_the_readme_says(datasets_dir)
     assert messages("dsteffan-admiralbulldog/data/logs/chat_admiralbulldog_4_30.log") == 28844
     assert messages("dsteffan-admiralbulldog/data/formatted/xqcow_5_03_mps.csv") == 104836
     assert messages("bocru-twitch-chats/data/*/*/verbose_chat.json.gz") == 108518
+
+
+def test_backtest_counts_what_the_monitor_publishes(datasets_dir):
+    """The backtest reads recordings with its own parser; the Flink job sees the monitor's
+    records. On the xqcow transcript both give the same buckets, so the job-vs-backtest
+    agreement test (tests/detector) transfers to `streamscout backtest`."""
+    from collections import Counter
+
+    from streamscout.monitor.irc import chat_record, parse_line
+
+    path = datasets_dir / "go-twitch-irc/channel_xqcow_2019-09-15.irc.txt"
+    params = DetectorParams(bucket_seconds=2.0, baseline_buckets=30, cooldown_seconds=10.0)
+    published = Counter()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        parsed = parse_line(line)
+        if parsed and (parsed.get("command") or {}).get("command") == "PRIVMSG":
+            record = chat_record(parsed, 0)
+            if not is_command(record["text"]):
+                published[bucket_start_ms(record["timestamp"], params.bucket_ms)] += 1
+    [broadcast] = load(path, "irc", params.bucket_ms)
+    assert broadcast.counts == dict(sorted(published.items()))
+    assert len(engine.run(broadcast, params).detections) >= 3
