@@ -207,10 +207,12 @@ def test_every_dashboard_query_returns_data(live, settings):
     queries = dashboard_queries()
     assert len(queries) >= 20
 
-    # This run's own job must be feeding the Flink panels (not only some other test's job).
+    # This run's own job must be feeding the Flink panels (not only some other test's job): its
+    # messages, the anomalies of the two bursts, obs_alpha's clip and obs_noclip's refusal.
     # Flink's reporter turns every character Prometheus does not allow into "_", values too.
     own_job = re.sub(r"[^a-zA-Z0-9:_]", "_", live.job)
-    own = f'flink_taskmanager_job_task_operator_streamscout_messages_processed{{job_name="{own_job}"}} > 0'
+    own = [f'sum(flink_taskmanager_job_task_operator_streamscout_{name}{{job_name="{own_job}"}}) > 0'
+           for name in ("messages_processed", "anomalies_detected", "clips_created", "reason_clip_failures")]
 
     def empty():
         # API traffic, so the latency and status panels have requests to show.
@@ -220,12 +222,13 @@ def test_every_dashboard_query_returns_data(live, settings):
             except OSError:
                 pass  # not up yet: the "up" and API panels then stay empty and say so
         missing = [f"{title}: {expr}" for title, expr in queries if not has_data(prometheus.query(expr))]
-        if not prometheus.query(own):
-            missing.append(f"this run's job {live.job}: {own}")
+        missing += [f"this run's job: {expr}" for expr in own if not prometheus.query(expr)]
         return missing
 
     still_empty = remaining_problems(180, empty, interval=5)
     assert not still_empty, "dashboard queries without data after 180 s:\n" + "\n".join(still_empty)
+    (LOGS / "dashboard-queries.json").write_text(json.dumps(
+        [{"panel": title, "expr": expr, "result": prometheus.query(expr)} for title, expr in queries], indent=1))
 
 
 # --- 3. StreamMonitoringDown reaches a Discord webhook ------------------------------------
