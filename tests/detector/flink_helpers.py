@@ -63,8 +63,9 @@ class ChatProducer(threading.Thread):
     spread inside the bucket, so each bucket's count is known exactly (steady chat has sigma 0)."""
 
     def __init__(self, settings, channels: dict[int, int], bursts: dict[tuple[int, int], int],
-                 bucket_ms: int, extra: list[bytes] = ()) -> None:
+                 bucket_ms: int, extra: list[bytes] = (), realtime: bool = False) -> None:
         super().__init__(daemon=True)
+        self.realtime = realtime  # send each message at its own timestamp, not the bucket's batch at its start
         self.settings, self.channels, self.bursts, self.bucket_ms = settings, channels, bursts, bucket_ms
         self.extra = list(extra)
         self.stop_event = threading.Event()
@@ -85,17 +86,25 @@ class ChatProducer(threading.Thread):
                 delay = start / 1000 - time.time()
                 if delay > 0:
                     time.sleep(delay)
+                batch = []
                 for channel, rate in self.channels.items():
                     n = self.bursts.get((channel, index), rate)
                     for i in range(n):
-                        record = {
+                        batch.append({
                             "broadcaster_id": channel, "timestamp": start + i * (self.bucket_ms - 1) // max(n, 1),
                             "message_id": uuid.uuid4().hex, "text": "!hype" if i % 5 == 4 else f"msg {i}",
                             "user_id": 1000 + i, "user_name": f"viewer{i}",
                             "metadata": {"emotes": {}, "badges": {}, "is_subscriber": False, "is_mod": False},
-                        }
-                        producer.send(self.settings.topic_chat, json.dumps(record).encode(), key=str(channel).encode())
-                        self.sent += 1
+                        })
+                for record in sorted(batch, key=lambda r: r["timestamp"]):
+                    if self.realtime:
+                        delay = record["timestamp"] / 1000 - time.time()
+                        if delay > 0.002:
+                            producer.flush()
+                            time.sleep(delay)
+                    key = str(record["broadcaster_id"]).encode()
+                    producer.send(self.settings.topic_chat, json.dumps(record).encode(), key=key)
+                    self.sent += 1
                 if self.extra and index == 3:
                     for raw in self.extra:
                         producer.send(self.settings.topic_chat, raw)
