@@ -8,6 +8,7 @@ import pytest
 
 from streamscout.common.config import load_settings
 from streamscout.detector.stats import (
+    Baseline,
     Detection,
     DetectorParams,
     OutOfOrderBucket,
@@ -112,13 +113,30 @@ def test_the_judged_bucket_is_never_in_its_own_baseline():
     assert (detection.mean, detection.stddev) == (2.0, 0.0)
 
 
-def test_all_zero_baseline_uses_the_minimum_excess():
+def test_steady_baseline_uses_the_minimum_excess():
+    detector = small()
+    run(detector, [2, 2, 2, 2])
+    detection = detector.push(4 * B, 3)
+    # sigma = 0: the minimum excess (1) decides; sigma is floored at min_excess / k for the score
+    assert detection == Detection(7, 4 * B, 3, 2.0, 0.0, 3.0, 3.0)
+    assert small().push(0, 0) is None
+
+
+def test_chat_returning_to_a_silent_window_starts_a_new_warm_up():
     detector = small()
     run(detector, [0, 0, 0, 0])
-    detection = detector.push(4 * B, 1)
-    # sigma = 0: the minimum excess (1) decides; sigma is floored at min_excess / k for the score
-    assert detection == Detection(7, 4 * B, 1, 0.0, 0.0, 3.0, 1.0)
-    assert small().push(0, 0) is None
+    assert detector.push(4 * B, 50) is None  # silence is no baseline: warm-up again from this bucket
+    assert detector.baseline() is None
+    assert run(detector, [50, 50], start=5) == {}  # still warming up: [50, 50, 50]
+    assert detector.baseline() is None
+    run(detector, [50], start=7)
+    assert detector.baseline() == Baseline(50.0, 0.0, 51.0)
+
+
+def test_a_silent_window_that_stays_silent_needs_no_warm_up():
+    detector = small()
+    run(detector, [0, 0, 0, 0, 0, 0])
+    assert detector.warmed_up and detector.baseline().mean == 0.0
 
 
 def test_sigma_zero_on_a_steady_channel():
@@ -144,7 +162,7 @@ def test_min_excess_floor_above_three_sigma():
 
 def test_cooldown_silences_spikes_for_thirty_seconds():
     detector = SpikeDetector(1, DetectorParams(baseline_buckets=4, cooldown_seconds=30.0))
-    run(detector, [0, 0, 0, 0])
+    run(detector, [1, 1, 1, 1])
     verdicts = [detector.step(i * B, 100) for i in range(4, 12)]
     assert [v.spike for v in verdicts] == [True] * 8
     reported = [v.bucket_start_ms // B for v in verdicts if v.detection]
@@ -160,11 +178,11 @@ def test_gap_counts_as_zero_buckets():
     assert (detection.bucket_start_ms, detection.mean, detection.stddev, detection.score) == (6 * B, 1.0, 1.0, 4.0)
 
 
-def test_gap_longer_than_the_baseline_fills_it_with_zeros():
+def test_chat_after_a_gap_longer_than_the_baseline_starts_a_new_warm_up():
     detector = small()
     run(detector, [9, 9, 9, 9])
-    detection = detector.push(1000 * B, 1)
-    assert (detection.mean, detection.stddev) == (0.0, 0.0)
+    assert detector.push(1000 * B, 40) is None  # offline and back: the zeros are no baseline
+    assert detector.baseline() is None
 
 
 def test_first_bucket_starts_the_warm_up_and_gaps_complete_it():
@@ -251,11 +269,11 @@ def test_state_from_a_longer_baseline_keeps_the_newest_buckets():
 
 def test_floor_variant_needs_five_extra_messages():
     detector = small(variant="floor")
-    run(detector, [0, 0, 0, 0])
-    assert detector.push(4 * B, 4) is None
+    run(detector, [1, 1, 1, 1])
+    assert detector.push(4 * B, 5) is None
     detector = small(variant="floor")
-    run(detector, [0, 0, 0, 0])
-    assert detector.push(4 * B, 5).threshold == 5.0
+    run(detector, [1, 1, 1, 1])
+    assert detector.push(4 * B, 6).threshold == 6.0
 
 
 def test_floor_variant_leaves_busy_channels_to_three_sigma():
@@ -311,7 +329,7 @@ def test_nbinom_variant_widens_the_band_for_bursty_windows():
 
 def test_discount_variant_silences_buckets_after_a_raid():
     detector = small(variant="spec+discount", discount_seconds=15.0, cooldown_seconds=0.0)
-    run(detector, [0, 0, 0, 0])
+    run(detector, [1, 1, 1, 1])
     verdicts = [detector.step(i * B, 50, events=1 if i == 4 else 0) for i in range(4, 9)]
     assert [v.silenced_by for v in verdicts[:3]] == ["discount"] * 3
     assert verdicts[3].detection is not None  # 15 s after the raid
@@ -319,7 +337,7 @@ def test_discount_variant_silences_buckets_after_a_raid():
 
 def test_events_are_ignored_without_discount():
     detector = small()
-    run(detector, [0, 0, 0, 0])
+    run(detector, [1, 1, 1, 1])
     assert detector.push(4 * B, 50, events=3) is not None
 
 

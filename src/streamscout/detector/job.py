@@ -44,7 +44,7 @@ from streamscout.common.config import Settings, load_settings
 from streamscout.detector.clips import ClipRunner, DetectionRepository, HelixClipClient
 from streamscout.detector.lifecycle import FAILURE_REASONS, ClipLifecycle, ClipRequest, Schedule
 from streamscout.detector.submit import JOB_NAME, checkpoint_root, job_name
-from streamscout.detector.stats import DetectorParams, OutOfOrderBucket, SpikeDetector
+from streamscout.detector.stats import FLOOD_EVENTS, DetectorParams, OutOfOrderBucket, SpikeDetector
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,7 @@ def source_ddl(settings: Settings, startup: str = "group-offsets", bounded: bool
             broadcaster_id BIGINT,
             `timestamp` BIGINT,
             `text` STRING,
+            `event` ROW<`type` STRING>,
             ts AS TO_TIMESTAMP_LTZ(COALESCE(`timestamp`, 0), 3),
             WATERMARK FOR ts AS ts - {_interval(settings.detector_out_of_orderness_seconds)}
         ) WITH (
@@ -92,14 +93,22 @@ def source_ddl(settings: Settings, startup: str = "group-offsets", bounded: bool
 
 
 def counts_sql(settings: Settings) -> str:
-    """One row per broadcaster and bucket: (key, first timestamp, raw rows, chat, commands)."""
+    """One row per broadcaster and bucket: (key, first timestamp, raw rows, chat, commands,
+    channel events, flood events).
+
+    Channel events (USERNOTICE records, which carry ``event``; see ``common.schemas``) are not
+    chat; the raids and gift-sub floods among them (``stats.FLOOD_EVENTS``) are counted for the
+    ``+discount`` variants."""
+    floods = ", ".join(f"'{kind}'" for kind in sorted(FLOOD_EVENTS))
     return f"""
         SELECT
             COALESCE(broadcaster_id, {MALFORMED_KEY}) AS broadcaster_id,
             MIN(`timestamp`) AS first_ts,
             COUNT(*) AS raw_rows,
-            COUNT(*) FILTER (WHERE `text` IS NOT NULL AND `text` NOT LIKE '!%') AS chat,
-            COUNT(*) FILTER (WHERE `text` LIKE '!%') AS commands
+            COUNT(*) FILTER (WHERE `event` IS NULL AND `text` IS NOT NULL AND `text` NOT LIKE '!%') AS chat,
+            COUNT(*) FILTER (WHERE `event` IS NULL AND `text` LIKE '!%') AS commands,
+            COUNT(*) FILTER (WHERE `event` IS NOT NULL) AS channel_events,
+            COUNT(*) FILTER (WHERE `event`.`type` IN ({floods})) AS floods
         FROM TABLE(TUMBLE(TABLE chat, DESCRIPTOR(ts), {_interval(settings.detector_bucket_seconds)}))
         GROUP BY broadcaster_id, window_start, window_end"""
 
@@ -187,13 +196,13 @@ class DetectorFunction(KeyedProcessFunction):
 
     # --- events --------------------------------------------------------------------------
     def process_element(self, row, ctx: KeyedProcessFunction.Context):
-        broadcaster_id, first_ts, raw_rows, chat, commands = row[0], row[1], row[2], row[3], row[4]
+        broadcaster_id, first_ts, raw_rows, chat, commands, channel_events, floods = tuple(row)
         self.m_messages.inc(raw_rows)
         self.m_commands.inc(commands)
         if broadcaster_id == MALFORMED_KEY:
             self.m_malformed.inc(raw_rows)
             return
-        self.m_malformed.inc(raw_rows - chat - commands)
+        self.m_malformed.inc(raw_rows - chat - commands - channel_events)
         detector, clips, adopted = self._load(broadcaster_id)
         timers: list[int] = []
         if not adopted:
@@ -202,7 +211,7 @@ class DetectorFunction(KeyedProcessFunction):
         bucket = first_ts - first_ts % self.params.bucket_ms
         self.m_buckets.inc()
         try:
-            detection = detector.push(bucket, chat)
+            detection = detector.push(bucket, chat, events=floods)
         except OutOfOrderBucket as exc:  # cannot happen with ordered windows; never fatal
             log.warning("bucket out of order", extra={"broadcaster_id": broadcaster_id, "error": str(exc)})
             detection = None

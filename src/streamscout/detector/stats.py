@@ -18,7 +18,13 @@ The rules (seed spec, with the decisions it leaves open):
 * **Buckets.** Event-time buckets aligned to the epoch (:func:`bucket_start_ms`), like Flink's
   tumbling windows. A keyed window emits nothing for an empty bucket, so a gap between two pushed
   buckets counts as zero-message buckets. Zero can never be a spike, so gaps are filled without
-  being judged (a gap longer than the baseline just fills the whole baseline with zeros).
+  being judged.
+* **Silence is no baseline.** A window of nothing but zeros -- five minutes without a message,
+  most often a channel that went offline (the monitor leaves it, so no chat arrives) and came
+  back -- says nothing about how the channel's chat behaves live: judged against it, the first
+  returning bucket would always be a "spike". When chat returns to an all-zero window the
+  warm-up starts again. The rule depends only on the window's content, so pushing every bucket
+  and pushing only non-empty ones still give the same detections.
 * **Baseline.** Mean and population standard deviation (ddof 0) of the previous
   ``baseline_buckets`` buckets (60 x 5 s = 5 minutes), never including the bucket being judged.
   No detection before the baseline is full, i.e. 5 minutes after the broadcaster's first bucket.
@@ -28,8 +34,7 @@ The rules (seed spec, with the decisions it leaves open):
 * **Spike (variant ``spec``).** ``count > mean + k*sigma`` and ``count - mean >= min_excess``.
   With sigma = 0 (a steady or silent window) the first rule alone would call any count above
   the mean a spike, so the minimum excess must be positive: it is the threshold's floor. The
-  default of 1 message keeps the spec's rule as written (after five silent minutes one message
-  is a "moment"); the ``floor`` variant raises it to 5. The floor is the same as flooring sigma
+  default of 1 message keeps the spec's rule as written; the ``floor`` variant raises it to 5. The floor is the same as flooring sigma
   at ``min_excess / k``, and the score uses that floored sigma, so it is finite, comparable
   across channels, and a spike always scores at least ``k``:
   ``score = (count - mean) / max(sigma, min_excess / k)``.
@@ -308,6 +313,8 @@ class SpikeDetector:
         if events and params.discounting:
             self._discount_until_ms = bucket_start_ms + params.discount_ms
 
+        if count and self.warmed_up and not any(self._window):
+            self._window.clear()  # silence is no baseline (module doc): warm up again
         baseline = self.baseline()
         if baseline is None:
             self._window.append(count)
