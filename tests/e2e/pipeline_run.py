@@ -22,6 +22,8 @@ from pathlib import Path
 import psycopg
 import yaml
 
+from streamscout.common.config import load_settings
+
 from conftest import REPO_ROOT, free_port
 
 
@@ -106,18 +108,42 @@ class DemoRun:
         keys = ("broadcaster_id", "bucket_start", "detected_at", "state", "clip_id", "failure_reason", "score")
         return [dict(zip(keys, row)) for row in rows]
 
-    def wait_until_settled(self, after_ms: int, timeout: float) -> list[dict]:
-        """Wait until ``after_ms`` (wall clock) has passed and then, for at most ``timeout``
-        seconds, until no detection is still in flight."""
-        deadline = time.monotonic() + max(0.0, after_ms / 1000 - time.time()) + timeout
+    def detector_watermark_ms(self) -> int | None:
+        """The event time up to which the job has judged every bucket (its detector operator's
+        input watermark), or None while the job is not running."""
+        flink = load_settings({}).flink_rest_url
+        name = f"streamscout-clip-detector-{self.env['STREAMSCOUT_TOPIC_CHAT']}"
+        try:
+            jobs = http_json(f"{flink}/jobs/overview")["jobs"]
+            job = next(j for j in jobs if j["name"] == name and j["state"] == "RUNNING")
+            vertices = http_json(f"{flink}/jobs/{job['jid']}")["vertices"]
+            vertex = next(v for v in vertices if "spikes-and-clips" in v["name"])
+            marks = http_json(f"{flink}/jobs/{job['jid']}/vertices/{vertex['id']}/watermarks")
+        except (OSError, StopIteration, KeyError, ValueError):
+            return None
+        values = [int(m["value"]) for m in marks if m["id"].endswith("currentInputWatermark")]
+        return min(values) if values else None
+
+    def wait_until_settled(self, judged_ms: int, timeout: float) -> list[dict]:
+        """Wait (at most ``timeout`` seconds past ``judged_ms``) until the job has judged every
+        bucket before ``judged_ms`` (event time) and no detection is still in flight. Waiting
+        for the watermark rather than the clock keeps a slow, loaded machine from being scored
+        before the job got there."""
+        deadline = time.monotonic() + max(0.0, judged_ms / 1000 - time.time()) + timeout
+        judged_at = None
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(f"`streamscout demo` exited:\n{self.demo_output()[-4000:]}")
-            detections = self.detections()
-            if time.time() * 1000 > after_ms and all(d["state"] in ("stored", "failed") for d in detections):
-                return detections
+            watermark = self.detector_watermark_ms()
+            if judged_at is None and watermark is not None and watermark >= judged_ms:
+                judged_at = time.monotonic()  # the Python worker may still hold the last bundle
+            if judged_at is not None and time.monotonic() - judged_at >= 3:
+                detections = self.detections()
+                if all(d["state"] in ("stored", "failed") for d in detections):
+                    return detections
             time.sleep(2)
-        raise AssertionError(f"pipeline did not settle: {self.detections()}")
+        raise AssertionError(
+            f"pipeline did not settle: watermark {self.detector_watermark_ms()}, detections {self.detections()}")
 
 
 def epoch_ms(naive_utc) -> int:

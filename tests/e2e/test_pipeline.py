@@ -38,8 +38,9 @@ def burst(channel: str, at: float, duration: float = 12, multiplier: float = 8) 
 def check_run(run: DemoRun, bucket_seconds: float, screenshot: Path) -> None:
     truth = run.ground_truth()
     last_burst_end = max(b["end_ms"] for b in truth["bursts"])
-    # the last create happens ~10 s after the burst; its metadata look-ups can take up to +60 s
-    detections = run.wait_until_settled(after_ms=last_burst_end + 15_000, timeout=120)
+    # every burst judged; the last create comes 10 s after its detection and the metadata
+    # look-ups up to 60 s after that
+    detections = run.wait_until_settled(judged_ms=last_burst_end + 2_000, timeout=150)
     truth = run.ground_truth()
     result = score(truth, detections, int(bucket_seconds * 1000))
 

@@ -275,9 +275,12 @@ def job_configuration(settings: Settings, execution_mode: str = "process") -> Co
         "execution.checkpointing.num-retained": "3",
         "execution.checkpointing.dir": checkpoint_root(settings).as_uri(),
         "state.backend.type": "hashmap",
-        "restart-strategy.type": "fixed-delay",
-        "restart-strategy.fixed-delay.attempts": "10",
-        "restart-strategy.fixed-delay.delay": "3 s",
+        # Keep restarting (from the last checkpoint) while a TaskManager is away: systemd or the
+        # demo brings it back within a minute, and a job that gave up would need resubmitting.
+        "restart-strategy.type": "exponential-delay",
+        "restart-strategy.exponential-delay.initial-backoff": "1 s",
+        "restart-strategy.exponential-delay.max-backoff": "20 s",
+        "restart-strategy.exponential-delay.attempts-before-reset-backoff": "2147483647",
         "table.exec.source.idle-timeout": f"{int(settings.detector_idleness_seconds * 1000)} ms",
         "python.execution-mode": execution_mode,
         # The workers run this interpreter (the project's virtualenv).

@@ -187,6 +187,9 @@ def flink_config(
         "rest.port": rest.port,
         "jobmanager.memory.process.size": FLINK_JOBMANAGER_MEMORY,
         "taskmanager.memory.process.size": FLINK_TASKMANAGER_MEMORY,
+        # Every submitted job loads the Kafka connector and PyFlink's classes again; 256 MiB of
+        # metaspace ran out after a few dozen submissions (a test suite's worth).
+        "taskmanager.memory.jvm-metaspace.size": "768m",
         "taskmanager.numberOfTaskSlots": slots,
         "parallelism.default": 1,
         "jobmanager.execution.failover-strategy": "region",
