@@ -42,6 +42,8 @@ assert builtins.elem role [ "jobmanager" "taskmanager" ];
   "rest.port" = flink.restPort;
   "jobmanager.memory.process.size" = flink.jobmanagerMemory;
   "taskmanager.memory.process.size" = flink.taskmanagerMemory;
+  # Every submitted job loads the Kafka connector and PyFlink's classes again.
+  "taskmanager.memory.jvm-metaspace.size" = "768m";
   "taskmanager.numberOfTaskSlots" = flink.taskSlots;
   "parallelism.default" = 1;
 
