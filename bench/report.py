@@ -58,8 +58,9 @@ def rows() -> list[tuple[str, str, str, str]]:
                         "api.json"))
     if rss := load("rss"):
         for component in sorted(set(rss["idle_mb"]) | set(rss["load_mb"])):
-            idle, load = rss["idle_mb"].get(component), rss["load_mb"].get(component)
-            measured = ", ".join(f"{label} {mb:.0f} MB" for label, mb in (("idle", idle), ("demo running", load)) if mb is not None)
+            idle_mb, busy_mb = rss["idle_mb"].get(component), rss["load_mb"].get(component)
+            measured = ", ".join(f"{label} {mb:.0f} MB" for label, mb in (("idle", idle_mb), ("demo running", busy_mb))
+                                 if mb is not None)
             out.append((f"RSS {component}", "—", measured, f"rss.json, {rss['measured_at']}"))
     return out
 

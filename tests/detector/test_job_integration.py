@@ -12,10 +12,9 @@ from __future__ import annotations
 import json
 import time
 
-import psycopg
 import pytest
 
-from flink_helpers import ChatProducer, create_topic, delete_topic, sim_settings, write_token_file
+from flink_helpers import ChatProducer, create_topic, delete_topic, rows, sim_settings, wait_for, write_token_file
 from streamscout.detector import submit as jobs
 
 pytestmark = pytest.mark.integration
@@ -34,21 +33,6 @@ SCENARIO = {
 }
 MALFORMED = [b"{not json", json.dumps({"broadcaster_id": "abc", "timestamp": 1, "text": "x"}).encode(),
              json.dumps({"timestamp": 5, "text": "no broadcaster"}).encode(), b"[]", b""]
-
-
-def rows(dsn, sql, *params):
-    with psycopg.connect(dsn) as conn:
-        return conn.execute(sql, params).fetchall()
-
-
-def wait_for(what, predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.fixture(scope="module")

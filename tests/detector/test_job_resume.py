@@ -5,31 +5,15 @@ from __future__ import annotations
 
 import time
 
-import psycopg
 import pytest
 
-from flink_helpers import ChatProducer, create_topic, delete_topic, sim_settings, write_token_file
+from flink_helpers import ChatProducer, create_topic, delete_topic, rows, sim_settings, wait_for, write_token_file
 from streamscout.detector import submit as jobs
 
 pytestmark = pytest.mark.integration
 
 A, C = 150001, 150003
 SCENARIO = {"name": "detector-resume", "channels": [{"login": "chan_a", "id": str(A)}, {"login": "chan_c", "id": str(C)}]}
-
-
-def rows(dsn, sql, *params):
-    with psycopg.connect(dsn) as conn:
-        return conn.execute(sql, params).fetchall()
-
-
-def wait_for(what, predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def test_resubmitted_job_keeps_state_and_the_pending_clip(settings, sim, postgres_dsn, tmp_path):

@@ -121,12 +121,8 @@ def _require(record: Mapping[str, Any], name: str, kinds: tuple[type, ...], wher
     return value
 
 
-def _names(kinds: tuple[type, ...]) -> str:
-    return " or ".join(k.__name__ for k in kinds)
-
-
-def validate_chat_message(record: Any) -> dict[str, Any]:
-    """Check a ``chat-messages`` record (a dict, or its JSON bytes/str); returns the dict."""
+def _json_object(record: Any) -> dict[str, Any]:
+    """A record as a dict: parsed when it is JSON bytes or text, refused unless an object."""
     if isinstance(record, (bytes, str)):
         try:
             record = json.loads(record)
@@ -134,6 +130,16 @@ def validate_chat_message(record: Any) -> dict[str, Any]:
             raise SchemaError(f"not JSON: {exc}") from None
     if not isinstance(record, dict):
         raise SchemaError(f"expected a JSON object, got {type(record).__name__}")
+    return record
+
+
+def _names(kinds: tuple[type, ...]) -> str:
+    return " or ".join(k.__name__ for k in kinds)
+
+
+def validate_chat_message(record: Any) -> dict[str, Any]:
+    """Check a ``chat-messages`` record (a dict, or its JSON bytes/str); returns the dict."""
+    record = _json_object(record)
     unknown = set(record) - set(CHAT_FIELDS) - {"event"}
     if unknown:
         raise SchemaError(f"{sorted(unknown)[0]}: unknown field")
@@ -173,13 +179,7 @@ def _is_range(value: Any) -> bool:
 
 def validate_lifecycle_event(record: Any) -> dict[str, Any]:
     """Check a ``stream-lifecycle`` record (a dict, or its JSON bytes/str); returns the dict."""
-    if isinstance(record, (bytes, str)):
-        try:
-            record = json.loads(record)
-        except ValueError as exc:
-            raise SchemaError(f"not JSON: {exc}") from None
-    if not isinstance(record, dict):
-        raise SchemaError(f"expected a JSON object, got {type(record).__name__}")
+    record = _json_object(record)
     unknown = set(record) - set(LIFECYCLE_FIELDS) - {"reason"}
     if unknown:
         raise SchemaError(f"{sorted(unknown)[0]}: unknown field")
