@@ -35,7 +35,11 @@ def burst(channel: str, at: float, duration: float = 12, multiplier: float = 8) 
     return {"type": "burst", "channel": channel, "at": at, "duration": duration, "multiplier": multiplier}
 
 
-def check_run(run: DemoRun, bucket_seconds: float, screenshot: Path) -> None:
+def check_run(run: DemoRun, bucket_seconds: float, screenshot: Path, faults: bool = False) -> None:
+    """Score a run. With ``faults`` (components were killed during it), a detection outside the
+    injected bursts is reported instead of failing, and a Create Clip may come later than 10 s
+    (its timer can have been interrupted by a crash) but never earlier; every detection must
+    still be clipped exactly once."""
     truth = run.ground_truth()
     last_burst_end = max(b["end_ms"] for b in truth["bursts"])
     # every burst judged; the last create comes 10 s after its detection and the metadata
@@ -47,7 +51,10 @@ def check_run(run: DemoRun, bucket_seconds: float, screenshot: Path) -> None:
     # every injected burst detected exactly once, nothing on steady chat
     for i, burst_truth in enumerate(truth["bursts"]):
         assert len(result["per_burst"][i]) == 1, (burst_truth, result["per_burst"][i])
-    assert result["unmatched"] == [], result["unmatched"]
+    if not faults:
+        assert result["unmatched"] == [], result["unmatched"]
+    elif result["unmatched"]:
+        print(f"detections outside the injected bursts: {result['unmatched']}")
 
     noclip_id = 910004
     requests_by_clip = {r["clip_id"]: r for r in truth["clip_requests"] if r.get("clip_id")}
@@ -61,7 +68,9 @@ def check_run(run: DemoRun, bucket_seconds: float, screenshot: Path) -> None:
         assert detection["state"] == "stored", detection
         request = requests_by_clip[detection["clip_id"]]
         delay = request["arrived_ms"] - epoch_ms(detection["detected_at"])
-        assert abs(delay - CLIP_DELAY_MS) <= TOLERANCE_MS, (detection, request, delay)
+        assert delay >= CLIP_DELAY_MS - TOLERANCE_MS, (detection, request, delay)
+        if not faults:
+            assert delay <= CLIP_DELAY_MS + TOLERANCE_MS, (detection, request, delay)
 
     # one Twitch clip per detection: no duplicate POST /clips
     clipping = [d for d in detections if d["broadcaster_id"] != noclip_id]
