@@ -31,6 +31,7 @@ def test_planner_accepts_the_source_and_the_window_query():
     t_env.get_config().set("pipeline.jars", jar.as_uri())
     t_env.execute_sql(source_ddl(settings, "earliest", bounded=True))
     columns = list(t_env.sql_query(counts_sql(settings)).get_resolved_schema().get_column_names())
-    assert columns == ["broadcaster_id", "first_ts", "raw_rows", "chat", "commands", "channel_events", "floods"]
+    assert columns == ["broadcaster_id", "first_ts", "raw_rows", "chat", "commands", "channel_events", "floods", "malformed"]
     assert "`event` IS NULL" in counts_sql(settings)  # USERNOTICE records are not chat
+    assert "COUNT(DISTINCT message_id)" in counts_sql(settings)  # at-least-once duplicates count once
     assert "NOT LIKE '!%'" in counts_sql(settings)

@@ -73,6 +73,7 @@ def source_ddl(settings: Settings, startup: str = "group-offsets", bounded: bool
         CREATE TEMPORARY TABLE chat (
             broadcaster_id BIGINT,
             `timestamp` BIGINT,
+            message_id STRING,
             `text` STRING,
             `event` ROW<`type` STRING>,
             ts AS TO_TIMESTAMP_LTZ(COALESCE(`timestamp`, 0), 3),
@@ -94,21 +95,25 @@ def source_ddl(settings: Settings, startup: str = "group-offsets", bounded: bool
 
 def counts_sql(settings: Settings) -> str:
     """One row per broadcaster and bucket: (key, first timestamp, raw rows, chat, commands,
-    channel events, flood events).
+    channel events, flood events, malformed rows).
 
+    Kafka delivery is at-least-once (a producer retry can write a batch twice), so messages are
+    counted by distinct ``message_id``: a duplicate never inflates a bucket into a spike.
     Channel events (USERNOTICE records, which carry ``event``; see ``common.schemas``) are not
     chat; the raids and gift-sub floods among them (``stats.FLOOD_EVENTS``) are counted for the
-    ``+discount`` variants."""
+    ``+discount`` variants. Rows without text or message id are malformed."""
     floods = ", ".join(f"'{kind}'" for kind in sorted(FLOOD_EVENTS))
+    valid = "message_id IS NOT NULL AND `text` IS NOT NULL"
     return f"""
         SELECT
             COALESCE(broadcaster_id, {MALFORMED_KEY}) AS broadcaster_id,
             MIN(`timestamp`) AS first_ts,
             COUNT(*) AS raw_rows,
-            COUNT(*) FILTER (WHERE `event` IS NULL AND `text` IS NOT NULL AND `text` NOT LIKE '!%') AS chat,
-            COUNT(*) FILTER (WHERE `event` IS NULL AND `text` LIKE '!%') AS commands,
-            COUNT(*) FILTER (WHERE `event` IS NOT NULL) AS channel_events,
-            COUNT(*) FILTER (WHERE `event`.`type` IN ({floods})) AS floods
+            COUNT(DISTINCT message_id) FILTER (WHERE `event` IS NULL AND {valid} AND `text` NOT LIKE '!%') AS chat,
+            COUNT(DISTINCT message_id) FILTER (WHERE `event` IS NULL AND {valid} AND `text` LIKE '!%') AS commands,
+            COUNT(DISTINCT message_id) FILTER (WHERE `event` IS NOT NULL AND message_id IS NOT NULL) AS channel_events,
+            COUNT(DISTINCT message_id) FILTER (WHERE `event`.`type` IN ({floods}) AND message_id IS NOT NULL) AS floods,
+            COUNT(*) FILTER (WHERE message_id IS NULL OR (`event` IS NULL AND `text` IS NULL)) AS malformed
         FROM TABLE(TUMBLE(TABLE chat, DESCRIPTOR(ts), {_interval(settings.detector_bucket_seconds)}))
         GROUP BY broadcaster_id, window_start, window_end"""
 
@@ -152,6 +157,7 @@ class DetectorFunction(KeyedProcessFunction):
         self.m_messages = group.counter("messages_processed")
         self.m_commands = group.counter("commands_filtered")
         self.m_malformed = group.counter("malformed_records")
+        self.m_duplicates = group.counter("duplicate_records")
         self.m_buckets = group.counter("buckets_judged")
         self.m_anomalies = group.counter("anomalies_detected")
         self.m_created = group.counter("clips_created")
@@ -196,13 +202,14 @@ class DetectorFunction(KeyedProcessFunction):
 
     # --- events --------------------------------------------------------------------------
     def process_element(self, row, ctx: KeyedProcessFunction.Context):
-        broadcaster_id, first_ts, raw_rows, chat, commands, channel_events, floods = tuple(row)
+        broadcaster_id, first_ts, raw_rows, chat, commands, channel_events, floods, malformed = tuple(row)
         self.m_messages.inc(raw_rows)
         self.m_commands.inc(commands)
         if broadcaster_id == MALFORMED_KEY:
             self.m_malformed.inc(raw_rows)
             return
-        self.m_malformed.inc(raw_rows - chat - commands - channel_events)
+        self.m_malformed.inc(malformed)
+        self.m_duplicates.inc(raw_rows - chat - commands - channel_events - malformed)
         detector, clips, adopted = self._load(broadcaster_id)
         timers: list[int] = []
         if not adopted:
