@@ -25,7 +25,7 @@ from conftest import REPO_ROOT
 from pipeline_run import DemoRun, http_json, write_scenario
 from test_pipeline import OUTPUT, burst, channels, check_run
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 
 BASELINE_BUCKETS = 30  # of 1 s: a detector that lost its state could not fire for 30 s
 
@@ -60,7 +60,7 @@ def test_pipeline_recovers_from_killed_components(postgres_dsn, tmp_path):
     ])
     run = DemoRun.start(scenario, postgres_dsn, OUTPUT / "faults",
                         detector_bucket_seconds=1, detector_baseline_buckets=BASELINE_BUCKETS,
-                        detector_min_excess=12, monitor_poll_seconds=10)
+                        detector_min_excess=20, monitor_poll_seconds=10)
     faults = [
         (100, "monitor", lambda: kill(supervised_pid("monitor"))),
         (105, "api", lambda: kill(supervised_pid("api"))),

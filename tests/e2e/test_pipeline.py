@@ -115,7 +115,7 @@ def test_short_timings(postgres_dsn, tmp_path):
         burst("e2e_alpha", 75), burst("e2e_bravo", 95), burst("e2e_noclip", 115), burst("e2e_alpha", 140),
     ])
     run = DemoRun.start(scenario, postgres_dsn, OUTPUT / "short",
-                        detector_bucket_seconds=1, detector_baseline_buckets=30, detector_min_excess=12,
+                        detector_bucket_seconds=1, detector_baseline_buckets=30, detector_min_excess=20,
                         monitor_poll_seconds=10)
     try:
         check_run(run, 1.0, OUTPUT / "short" / "page.png")
@@ -129,7 +129,7 @@ def test_spec_timings(postgres_dsn, tmp_path):
     scenario = write_scenario(tmp_path / "e2e_spec.yaml", channels(1.0), [
         burst("e2e_alpha", 345, duration=15), burst("e2e_noclip", 385, duration=15), burst("e2e_bravo", 425, duration=15),
     ])
-    run = DemoRun.start(scenario, postgres_dsn, OUTPUT / "spec", detector_min_excess=25)
+    run = DemoRun.start(scenario, postgres_dsn, OUTPUT / "spec", detector_min_excess=60)
     try:
         check_run(run, 5.0, OUTPUT / "spec" / "page.png")
     finally:
