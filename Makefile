@@ -12,8 +12,8 @@ setup:            ## install everything missing (apt packages, .venv, Kafka and 
 test: setup       ## the whole suite: starts the local stack, then unit, integration and e2e tests
 	bash scripts/test.sh
 
-test-faults: setup ## the end-to-end run that SIGKILLs every component (not part of `make test` yet)
-	bash scripts/test.sh -m faults
+test-quarantine: setup ## end-to-end runs not yet reliable enough for `make test` (spec timings, faults)
+	bash scripts/test.sh -m quarantine
 
 test-unit:        ## fast tests only, no services
 	$(BIN)/pytest -m unit -q

@@ -22,8 +22,8 @@ if ! "$BIN/streamscout" stack up 2>&1 | tee "$OUT/stack-up.log"; then
   exit 1
 fi
 
-# The fault-injection run (`make test-faults`) is left out until it passes reliably; see README.
-"$BIN/pytest" --junitxml="$OUT/junit.xml" -o junit_family=xunit2 -m "not faults" "$@" 2>&1 | tee "$OUT/pytest.log"
+# Quarantined end-to-end runs (`make test-quarantine`) are left out until they pass reliably; see README.
+"$BIN/pytest" --junitxml="$OUT/junit.xml" -o junit_family=xunit2 -m "not quarantine" "$@" 2>&1 | tee "$OUT/pytest.log"
 status=${PIPESTATUS[0]}
 
 "$BIN/streamscout" stack status --json > "$OUT/stack-status.json" 2>&1 || true

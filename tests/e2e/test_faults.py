@@ -25,7 +25,7 @@ from conftest import REPO_ROOT
 from pipeline_run import DemoRun, http_json, write_scenario
 from test_pipeline import OUTPUT, burst, channels, check_run
 
-pytestmark = [pytest.mark.e2e, pytest.mark.faults]
+pytestmark = [pytest.mark.e2e, pytest.mark.quarantine]
 
 BASELINE_BUCKETS = 30  # of 1 s: a detector that lost its state could not fire for 30 s
 
