@@ -124,7 +124,7 @@ def test_short_timings(postgres_dsn, tmp_path):
     assert run.process.returncode == 0, run.demo_output()[-3000:]
 
 
-@pytest.mark.quarantine  # two CI rehearsals stored one clip more than the bursts (README)
+@pytest.mark.quarantine  # failed in two CI rehearsals: the 403 channel's burst went undetected (README)
 def test_spec_timings(postgres_dsn, tmp_path):
     """The specification's own numbers: 5 s buckets, 60-bucket (5 min) baseline, 10 s delay."""
     scenario = write_scenario(tmp_path / "e2e_spec.yaml", channels(1.0), [
