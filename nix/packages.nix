@@ -89,6 +89,9 @@ let
   runtimeDeps = with ps; [
     twitchapi
     kafka-python
+    crc32c
+    lz4
+    orjson
     redis
     psycopg
     psycopg-pool

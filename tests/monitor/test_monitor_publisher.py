@@ -16,22 +16,18 @@ pytestmark = pytest.mark.unit
 
 
 class FakeFuture:
+    """kafka-python's future as the publisher reads it: ``is_done`` and ``exception``."""
+
     def __init__(self) -> None:
-        self.callbacks, self.errbacks = [], []
-
-    def add_callback(self, fn, *args):
-        self.callbacks.append((fn, args))
-
-    def add_errback(self, fn, *args):
-        self.errbacks.append((fn, args))
+        self.is_done = False
+        self.exception = None
 
     def succeed(self):
-        for fn, args in self.callbacks:
-            fn(*args, "metadata")
+        self.is_done = True
 
     def fail(self, exc):
-        for fn, args in self.errbacks:
-            fn(*args, exc)
+        self.exception = exc
+        self.is_done = True
 
 
 class FakeProducer:
@@ -43,7 +39,10 @@ class FakeProducer:
         self.reject = reject  # exception send() raises for a value, or None
         self.closed_with = None
 
-    def send(self, topic, key=None, value=None):
+    def partitions_for(self, topic):
+        return {0, 1, 2}
+
+    def send(self, topic, key=None, value=None, partition=None):
         error = self.reject(value) if self.reject else None
         if error is not None:
             raise error
@@ -111,7 +110,7 @@ def test_records_wait_while_no_broker_answers_then_all_arrive():
     broker_up.set()
     until(lambda: producers and len(producers[0].sent) == 100)
     assert producers[0].ack_all() == [b"%d" % i for i in range(100)]  # order kept
-    assert pub.pending == 0 and pub.healthy()[0]
+    assert until(lambda: pub.pending == 0) and pub.healthy()[0]
     assert sample(registry, "streamscout_monitor_messages_published_total") == 100
     assert pub.close(timeout=2) == 0
 
@@ -127,7 +126,7 @@ def test_failed_deliveries_are_sent_again():
     until(lambda: len(producer.sent) == 10)  # re-sent
     assert sorted(producer.ack_all()) == sorted(b"%d" % i for i in range(10))
     assert sample(registry, "streamscout_monitor_publish_errors_total") == 10
-    assert pub.pending == 0
+    assert until(lambda: pub.pending == 0)
     pub.close(timeout=1)
 
 
@@ -143,7 +142,7 @@ def test_unacknowledged_records_make_it_unhealthy():
     ok, detail = pub.healthy()
     assert not ok and "1 records unacknowledged" in detail
     producer.ack_all()
-    assert pub.healthy()[0]
+    assert until(lambda: pub.healthy()[0])
     pub.close(timeout=1)
 
 
@@ -204,3 +203,37 @@ def test_producer_config_is_acks_all_with_retries():
     config = producer_config("a:1,b:2")
     assert config["bootstrap_servers"] == ["a:1", "b:2"]
     assert config["acks"] == "all" and config["retries"] > 1000
+
+
+def test_records_go_to_the_partition_kafka_pythons_default_partitioner_picks():
+    from kafka.partitioner.default import DefaultPartitioner
+
+    class Cluster:  # the metadata view DefaultPartitioner reads
+        def topics(self):
+            return {"t"}
+
+        def partitions_for_topic(self, topic):
+            return {0, 1, 2}
+
+        def available_partitions_for_topic(self, topic):
+            return {0, 1, 2}
+
+    producer = FakeProducer()
+    sent_partitions = {}
+    original_send = producer.send
+
+    def send(topic, key=None, value=None, partition=None):
+        sent_partitions.setdefault(key, set()).add(partition)
+        return original_send(topic, key=key, value=value, partition=partition)
+
+    producer.send = send
+    pub, _ = make(lambda: producer)
+    pub.start()
+    keys = [str(71092938 + i).encode() for i in range(30)]
+    for key in keys * 3:
+        pub.publish("t", key, b"v")
+    until(lambda: len(producer.sent) == 90)
+    pub.close(timeout=1)
+    expected = {k: {DefaultPartitioner().partition("t", k, k, b"v", b"v", Cluster())} for k in keys}
+    assert sent_partitions == expected
+    assert {p for parts in expected.values() for p in parts} == {0, 1, 2}

@@ -81,6 +81,9 @@ class Settings:
     )
     monitor_host: str = _setting("127.0.0.1", "Address of the monitor's /metrics and /health.")
     monitor_port: int = _setting(9100, "Port of the monitor's /metrics and /health.")
+    monitor_kafka_compression: str = _setting(
+        "lz4", "Codec of the monitor's Kafka batches: lz4 (cheapest in CPU), gzip or none."
+    )
     monitor_stall_seconds: float = _setting(
         90.0, "Rebuild the chat connection when joined channels deliver nothing for this long."
     )
@@ -143,6 +146,9 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
+KAFKA_CODECS = ("lz4", "gzip", "none")
+
+
 def env_name(field_name: str) -> str:
     return PREFIX + field_name.upper()
 
@@ -189,6 +195,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     settings = Settings(**values)
     for list_field in ("detector_retry_offsets", "detector_fetch_offsets"):
         settings.float_list(list_field)
+    if settings.monitor_kafka_compression not in KAFKA_CODECS:
+        raise ConfigError(
+            f"{env_name('monitor_kafka_compression')}: expected one of {', '.join(KAFKA_CODECS)},"
+            f" got {settings.monitor_kafka_compression!r}"
+        )
     if settings.monitor_join_rank > settings.monitor_leave_rank:
         raise ConfigError(
             f"{env_name('monitor_join_rank')}: must not exceed {env_name('monitor_leave_rank')}"

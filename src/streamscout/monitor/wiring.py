@@ -28,7 +28,6 @@ def build_monitor(
     registry: CollectorRegistry,
     *,
     verified_bot: bool = False,
-    compression: Optional[str] = "gzip",
     max_backlog: int = 300_000,
 ) -> Monitor:
     """A monitor on ``settings``' Kafka, Redis and Postgres, reading chat as ``twitch``'s user.
@@ -37,7 +36,7 @@ def build_monitor(
     account on Twitch; the benchmark's 1,000 channels need it).
     """
     metrics = MonitorMetrics(registry)
-    config = producer_config(settings.kafka_bootstrap, compression=compression)
+    config = producer_config(settings.kafka_bootstrap, compression=settings.monitor_kafka_compression)
     config["bootstrap_timeout_ms"] = 5000
     publisher = Publisher(lambda: KafkaProducer(**config), metrics, max_backlog=max_backlog)
     redis = aioredis.from_url(settings.redis_url, socket_timeout=3, socket_connect_timeout=3)
