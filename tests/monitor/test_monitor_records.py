@@ -161,6 +161,21 @@ def test_any_tag_values_never_raise(tags):
     assert rec is None or validate_chat_message(rec)
 
 
+@settings(max_examples=300)
+@given(
+    st.sampled_from(["room-id", "tmi-sent-ts", "user-id", "emotes", "badges", "mod", "subscriber", "id"]),
+    st.one_of(st.text(max_size=30), st.sampled_from(["²", "١٢٣", "9" * 30, "25:²-4", "25:0-²", "-1", "1e3"])),
+)
+def test_odd_values_of_the_tags_a_record_is_built_from(tag, value):
+    """Unicode digits ("²".isdigit() is True, int("²") raises) and numbers beyond 64 bits must
+    give a record that encodes, or none, never an exception in the chat receive loop."""
+    value = value.replace(";", "").replace(" ", "").replace("\r", "").replace("\n", "")
+    line = f"@room-id=3;tmi-sent-ts=1700000000000;{tag}={value} :u!u@u PRIVMSG #c :x"
+    rec = chat_record(parse_line(line), received_ms=5)
+    if rec is not None:
+        assert validate_chat_message(rec) and json.loads(encode(rec)) == rec
+
+
 def test_unescape():
     assert unescape("a\\sb\\:c\\\\d\\ne\\") == "a b;c\\d\ne"
     assert unescape("\\x") == "x"
