@@ -121,8 +121,8 @@ class RunningMonitor:
     def call(self, coro_fn: Callable[[], Any], timeout: float = 30) -> Any:
         return asyncio.run_coroutine_threadsafe(coro_fn(), self._loop).result(timeout)
 
-    def metric(self, name: str) -> float:
-        value = self.registry.get_sample_value(name)
+    def metric(self, name: str, **labels: str) -> float:
+        value = self.registry.get_sample_value(name, labels or None)
         return 0.0 if value is None else value
 
     def joined_logins(self) -> set[str]:

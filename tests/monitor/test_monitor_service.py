@@ -153,10 +153,34 @@ def test_dropped_chat_websocket_is_rebuilt(sim, settings, postgres_dsn):
             wait_for(lambda: len(s.chat.listeners.get("a_chan", ())) == 1
                      and len(s.chat.listeners.get("f_chan", ())) == 1, 15, "rejoined")
         assert run.metric("streamscout_monitor_chat_connected") == 1
+        rebuilds = run.metric("streamscout_monitor_chat_rebuilds_total")
+        gaps = run.metric("streamscout_monitor_chat_gap_seconds_count", cause="rebuild")
+        assert gaps == 2 * rebuilds  # two channels resumed per rebuild, each gap reported once
 
 
 STATIC = {"name": "static", "channels": [channel("f_chan", "1006", 1500), channel("a_chan", "1001", 1000),
                                          channel("b_chan", "1002", 900)]}
+
+
+def test_chat_missed_during_a_restart_is_measured_and_bounded(sim, settings, postgres_dsn):
+    """The next process reports, per channel, the time from the last message before the restart
+    to the first after: at least the downtime, at most downtime + start-up + the 5 s save interval."""
+    s = sim(STATIC)
+    cfg = monitor_settings(settings, s, postgres_dsn, free_port(), monitor_join_rank=2, monitor_leave_rank=3)
+    create_topics(cfg)
+    with RunningMonitor(cfg, s) as first:
+        wait_for(lambda: first.joined_logins() == {"f_chan", "a_chan"}, 15, "joined")
+        time.sleep(6)  # one periodic save of the chat positions
+    down = 4.0
+    time.sleep(down)
+    restarted = time.monotonic()
+    with RunningMonitor(cfg, s) as second:
+        wait_for(lambda: second.metric("streamscout_monitor_chat_gap_seconds_count", cause="restart") == 2, 20,
+                 "a gap reported for each channel")
+        bound = time.monotonic() - restarted + down + 5.0
+        total = second.metric("streamscout_monitor_chat_gap_seconds_sum", cause="restart")
+        assert 2 * down <= total <= 2 * bound, (total, bound)
+        assert second.metric("streamscout_monitor_chat_gap_seconds_count", cause="rebuild") == 0
 
 
 def test_redis_and_postgres_down_degrade_but_chat_keeps_flowing(sim, settings, postgres_dsn):

@@ -46,6 +46,14 @@ class MonitorMetrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=registry,
         )
+        self.chat_gap_seconds = Histogram(
+            _PREFIX + "chat_gap_seconds",
+            "Chat not read for a channel the monitor was reading, from its last message before a "
+            "monitor restart or chat rebuild to the first after (an upper bound of what was missed).",
+            ["cause"],
+            buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600),
+            registry=registry,
+        )
         self.kafka_send_seconds = Histogram(
             _PREFIX + "kafka_send_seconds",
             "Time from handing a record to the producer until Kafka acknowledged it.",

@@ -11,6 +11,8 @@ Three loops share one asyncio event loop; every dependency is passed in:
   polling check was chosen over keyspace notifications because notifications need a server
   setting (``notify-keyspace-events``) on a shared Redis and are lost while the subscriber is
   disconnected; checking a handful of keys every few seconds is cheap and cannot miss one.
+* **chat positions** every few seconds: each channel's last message time goes to Redis, so a
+  restarted monitor can report how much chat it missed (:mod:`streamscout.monitor.gaps`).
 * **chat watchdog** every second: a chat connection that is closed for a few seconds, or has
   delivered no line (messages, or the PONG to our own PING) for ``monitor_stall_seconds``, is
   torn down and rebuilt, and every joined channel is joined again.
@@ -34,6 +36,7 @@ from streamscout.common.config import Settings
 from streamscout.common.schemas import encode, lifecycle_event
 from streamscout.monitor import ranking
 from streamscout.monitor.chat import MonitorChat
+from streamscout.monitor.gaps import ChatGaps
 from streamscout.monitor.metrics import MonitorMetrics
 from streamscout.monitor.publisher import Publisher
 from streamscout.monitor.ranking import LiveStream, Refusal
@@ -41,6 +44,9 @@ from streamscout.monitor.ranking import LiveStream, Refusal
 log = logging.getLogger(__name__)
 
 LIVENESS_KEY = "streamscout:live:{}"
+LAST_CHAT_KEY = "streamscout:last-chat:{}"  # ms of the channel's last published message
+LAST_CHAT_TTL_MS = 3_600_000  # a monitor down for longer than this reports no gap
+POSITIONS_SECONDS = 5.0
 JOIN_TIMEOUT = 30.0  # pyTwitchAPI waits 10 s per join batch ...
 JOIN_SECONDS_PER_CHANNEL = 0.5  # ... plus the rate-limit wait: 20 JOINs per 10 s
 LEAVE_TIMEOUT = 3.0
@@ -95,11 +101,18 @@ class Monitor:
         self.chat: Optional[MonitorChat] = None
         self._chat_down_since: Optional[float] = None
         self._membership = asyncio.Lock()  # one join/leave/rebuild at a time
+        self.gaps = ChatGaps()
         self.last_poll_ok: Optional[datetime] = None
 
     # --- records -----------------------------------------------------------------------
     def _publish_chat(self, record: dict) -> None:
-        self.publisher.publish(self.settings.topic_chat, str(record["broadcaster_id"]).encode(), encode(record))
+        broadcaster_id = record["broadcaster_id"]
+        self.publisher.publish(self.settings.topic_chat, str(broadcaster_id).encode(), encode(record))
+        gap = self.gaps.seen(broadcaster_id, record["timestamp"])
+        if gap is not None:
+            cause, seconds = gap
+            self.metrics.chat_gap_seconds.labels(cause).observe(seconds)
+            log.warning("chat gap", extra={"broadcaster_id": broadcaster_id, "cause": cause, "seconds": seconds})
 
     def _publish_lifecycle(self, event_type: str, joined: Joined, reason: Optional[str] = None) -> None:
         record = lifecycle_event(
@@ -172,6 +185,37 @@ class Monitor:
             found = await pipe.execute()
         return {bid for bid, n in zip(ids, found) if n}
 
+    # --- chat positions (see streamscout.monitor.gaps) ---------------------------------------
+    async def save_chat_positions(self) -> None:
+        changed = self.gaps.changed()
+        if not changed:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for bid, ms in changed.items():
+                pipe.set(LAST_CHAT_KEY.format(bid), ms, px=LAST_CHAT_TTL_MS)
+            await pipe.execute()
+
+    async def last_chat_before(self, ids: list[int]) -> dict[int, int]:
+        """Persisted last message times of channels not read by this process yet (a previous
+        process read them: joining is resuming). Without Redis, no gap is reported."""
+        unknown = [bid for bid in ids if bid not in self.gaps.last_ms]
+        if not unknown:
+            return {}
+        try:
+            values = await self.redis.mget([LAST_CHAT_KEY.format(bid) for bid in unknown])
+        except Exception as exc:
+            log.info("chat positions not readable", extra={"error": repr(exc)})
+            return {}
+        return {bid: int(v) for bid, v in zip(unknown, values) if v is not None and v.isdigit()}
+
+    async def forget_last_chat(self, ids: list[int]) -> None:
+        if not ids:
+            return
+        try:
+            await self.redis.delete(*[LAST_CHAT_KEY.format(bid) for bid in ids])
+        except Exception as exc:  # the key expires on its own; at worst a later join reports a gap
+            log.info("chat positions not deleted", extra={"error": repr(exc)})
+
     async def poll_once(self) -> ranking.Decision:
         """One ranking round; raises when Twitch cannot be read (the caller counts it)."""
         started = time.monotonic()
@@ -238,6 +282,7 @@ class Monitor:
         if chat is None:
             return  # the watchdog builds the chat; the next round joins
         logins = [s.login.lower() for s in streams]
+        before = await self.last_chat_before([s.broadcaster_id for s in streams])
         try:
             failed = set(await chat.join(logins, _join_timeout(logins)))
         except Exception as exc:
@@ -249,6 +294,7 @@ class Monitor:
                 continue
             entry = Joined(s, ranks.get(s.broadcaster_id))
             self.joined[s.broadcaster_id] = entry
+            self.gaps.resume(s.broadcaster_id, before.get(s.broadcaster_id), "restart")
             self.metrics.joins.inc()
             self._publish_lifecycle("online", entry)
             log.info("joined chat", extra={"broadcaster_id": s.broadcaster_id, "login": s.login, "rank": entry.rank})
@@ -262,6 +308,10 @@ class Monitor:
             confirmed = await self.chat.leave([e.stream.login.lower() for e, _ in entries], timeout)
             if not confirmed:
                 log.warning("leave not confirmed in time", extra={"channels": [e.stream.login for e, _ in entries]})
+        deliberate = [e.stream.broadcaster_id for e, reason in entries if reason != ranking.LEAVE_SHUTDOWN]
+        for bid in deliberate:
+            self.gaps.forget(bid)
+        await self.forget_last_chat(deliberate)
         for entry, reason in entries:
             self.joined.pop(entry.stream.broadcaster_id, None)
             self.metrics.leaves.inc()
@@ -344,7 +394,9 @@ class Monitor:
                     log.warning("rejoin failed", extra={"error": repr(exc)})
                     failed = set(logins)
                 for bid, j in list(self.joined.items()):
-                    if j.stream.login.lower() in failed:
+                    if j.stream.login.lower() not in failed:
+                        self.gaps.resume(bid, self.gaps.last_ms.get(bid), "rebuild")
+                    else:
                         # not joined after all: forget it, so the next round joins it again
                         self.joined.pop(bid)
                         self.metrics.join_failures.inc()
@@ -387,6 +439,7 @@ class Monitor:
                 self._every(min(5.0, self.settings.monitor_liveness_ttl_seconds / 10), self.check_liveness, "liveness", stop)
             ),
             asyncio.create_task(self._backlog_gauge(stop)),
+            asyncio.create_task(self._every(POSITIONS_SECONDS, self.save_chat_positions, "chat positions", stop)),
         ]
         await stop.wait()
         for t in tasks:
@@ -444,6 +497,10 @@ class Monitor:
         if self.chat is not None:
             await self.chat.shutdown(timeout=1.5)
             self.chat = None
+        try:
+            await asyncio.wait_for(self.save_chat_positions(), 0.5)
+        except Exception as exc:
+            log.warning("saving chat positions at shutdown failed", extra={"error": repr(exc)})
         kafka_time = max(0.5, deadline - time.monotonic() - 1.0)
         left = await asyncio.get_running_loop().run_in_executor(None, self.publisher.close, kafka_time)
         for closer in (self.redis.aclose, self.pool.close):
