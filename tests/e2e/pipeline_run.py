@@ -7,6 +7,7 @@ Postgres. A run is scored against the simulator's ground truth.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -15,16 +16,41 @@ import sys
 import time
 import urllib.request
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timezone
 from pathlib import Path
+from typing import Iterator
 
 import psycopg
 import yaml
 
 from streamscout.common.config import load_settings
+from streamscout.common.db import migrate
 
-from conftest import REPO_ROOT, free_port
+from conftest import REPO_ROOT, free_port, _with_database
+
+
+@contextlib.contextmanager
+def fresh_database(admin_dsn: str) -> Iterator[str]:
+    """A new, migrated database for one demo run, dropped afterwards.
+
+    Each run needs its own: the demo's state lives in Postgres, and a run that inherits another
+    run's rows is a different scenario. (The spec-timings run used to share its module's
+    database with the short run, whose 403 had already set ``allows_clipping = false`` for
+    ``e2e_noclip``: the monitor never joined that channel, so its burst was never seen.)"""
+    name = f"e2e_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    dsn = _with_database(admin_dsn, name)
+    try:
+        migrate(dsn)
+        yield dsn
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+DEMO_LOGS = REPO_ROOT / "var" / "demo" / "logs"
 
 
 def http_json(url: str, timeout: float = 5.0):
@@ -48,6 +74,7 @@ class DemoRun:
     monitor_url: str
     dsn: str
     output: Path
+    log_offsets: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def start(cls, scenario: Path, dsn: str, output: Path, **settings: str) -> "DemoRun":
@@ -64,13 +91,15 @@ class DemoRun:
         })
         env.update({f"STREAMSCOUT_{k.upper()}": str(v) for k, v in settings.items()})
         output.mkdir(parents=True, exist_ok=True)
+        # the supervised processes append to var/demo/logs; remember where this run starts
+        offsets = {log.name: log.stat().st_size for log in DEMO_LOGS.glob("*.log")}
         log = open(output / "demo.log", "wb")
         process = subprocess.Popen(
             [sys.executable, "-m", "streamscout", "demo", "--scenario", str(scenario), "--keep-stack"],
             cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
         run = cls(process, env, f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{api_port}",
-                  f"http://127.0.0.1:{monitor_port}", dsn, output)
+                  f"http://127.0.0.1:{monitor_port}", dsn, output, offsets)
         run.wait_until_running()
         return run
 
@@ -93,6 +122,22 @@ class DemoRun:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        # keep this run's part of the supervised processes' logs next to demo.log
+        target = self.output / "logs"
+        target.mkdir(exist_ok=True)
+        for log in DEMO_LOGS.glob("*.log"):
+            with open(log, "rb") as source:
+                source.seek(self.log_offsets.get(log.name, 0))
+                (target / log.name).write_bytes(source.read())
+
+    def save_evidence(self, truth: dict, detections: list[dict], result: dict) -> None:
+        """Keep what a run is scored on (the database is dropped after the test) next to its log."""
+        evidence = {"ground_truth": truth, "detections": detections, "score": result}
+        try:
+            evidence["streamers"] = self.rows("SELECT broadcaster_id, streamer_login, allows_clipping FROM streamers")
+        except psycopg.Error as exc:
+            evidence["streamers"] = repr(exc)
+        (self.output / "evidence.json").write_text(json.dumps(evidence, indent=1, default=str))
 
     def ground_truth(self) -> dict:
         return http_json(f"{self.sim_url}/sim/ground-truth")
