@@ -289,6 +289,15 @@ def job_configuration(settings: Settings, execution_mode: str = "process") -> Co
         "restart-strategy.exponential-delay.max-backoff": "20 s",
         "restart-strategy.exponential-delay.attempts-before-reset-backoff": "2147483647",
         "table.exec.source.idle-timeout": f"{int(settings.detector_idleness_seconds * 1000)} ms",
+        # Throughput (bench/detector_throughput.py): mini-batches let the window aggregation
+        # count in a local phase before the keyed global phase, and object reuse saves a copy
+        # per record between chained JVM operators; together ~1.6x messages/s here. The price
+        # is watermarks aligned to the mini-batch interval: up to 0.5 s more detection latency.
+        "table.exec.mini-batch.enabled": "true",
+        "table.exec.mini-batch.allow-latency": "500 ms",
+        "table.exec.mini-batch.size": "20000",
+        "table.optimizer.agg-phase-strategy": "TWO_PHASE",
+        "pipeline.object-reuse": "true",
         "python.execution-mode": execution_mode,
         # The workers run this interpreter (the project's virtualenv).
         "python.executable": sys.executable,
