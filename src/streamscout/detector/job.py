@@ -13,8 +13,10 @@ Why this shape (the speed budget is >= 250,000 messages/s on 2 cores):
 * Per window row the SQL also counts the raw rows and the ``!commands`` (``text LIKE '!%'`` is
   :func:`~streamscout.detector.stats.is_command` exactly), so the metrics of messages processed,
   commands filtered and malformed rows (NULL broadcaster or text) cost nothing per message.
-  Records without a usable ``timestamp`` get event time 0 and are dropped as late by the window
-  (Flink's ``numLateRecordsDropped``); undecodable JSON is skipped by the format.
+  Records without a plausible ``timestamp`` (missing, negative, or more than
+  ``FUTURE_TOLERANCE_SECONDS`` ahead of the wall clock) get event time 0 and are dropped as late
+  by the window (Flink's ``numLateRecordsDropped``), so they can never move the watermark into
+  the future; undecodable JSON is skipped by the format.
 * A keyed Python ``KeyedProcessFunction`` holds, per broadcaster, the ``SpikeDetector`` and the
   open clip lifecycles in one checkpointed ``ValueState`` (with TTL for channels gone quiet),
   and drives the lifecycles with processing-time timers: the 10 s/2 s/4 s/15 s waits are wall
@@ -48,6 +50,15 @@ from streamscout.detector.stats import FLOOD_EVENTS, DetectorParams, OutOfOrderB
 
 log = logging.getLogger(__name__)
 
+# Chat timestamps further ahead of the TaskManager's clock than this are not event time (see
+# source_ddl): clock skew between Twitch and this box is far smaller, and a record trusted this far
+# ahead can make at most this much of its partition's later chat late.
+FUTURE_TOLERANCE_SECONDS = 30
+# A record's event time in ms (a computed column cannot name another one, so the SQL is repeated).
+EVENT_MS = (
+    f"CASE WHEN `timestamp` BETWEEN 0 AND UNIX_TIMESTAMP() * 1000 + {FUTURE_TOLERANCE_SECONDS * 1000}"
+    " THEN `timestamp` ELSE 0 END"
+)
 # Broadcasters silent this long lose their state (a new warm-up if they come back).
 STATE_TTL_HOURS = 2
 MALFORMED_KEY = -1
@@ -66,6 +77,14 @@ def source_ddl(settings: Settings, startup: str = "group-offsets", bounded: bool
     """The Kafka chat table. ``startup``: group-offsets (resume the group), earliest or latest.
 
     ``bounded`` stops at the offsets that were latest when the job started (the benchmark).
+
+    Event time is ``timestamp`` only when it is plausible: not missing, not negative and at most
+    ``FUTURE_TOLERANCE_SECONDS`` ahead of the TaskManager's clock. Anything else gets event time
+    0 (dropped as late; Flink's ``numLateRecordsDropped``), because a timestamp trusted as event
+    time moves the watermark: one record from the year 3000 put its partition's watermark there,
+    every later chat line was late, and once the other partitions went idle (or carried such a
+    record too) the whole detector was deaf for good; a timestamp outside Flink's TIMESTAMP
+    range (e.g. 2^63 - 1 or -2^63) made the rowtime NULL, which fails the job on every replay.
     """
     bound = "'scan.bounded.mode' = 'latest-offset'," if bounded else ""
     mode = {"group-offsets": "group-offsets", "earliest": "earliest-offset", "latest": "latest-offset"}[startup]
@@ -76,7 +95,7 @@ def source_ddl(settings: Settings, startup: str = "group-offsets", bounded: bool
             message_id STRING,
             `text` STRING,
             `event` ROW<`type` STRING>,
-            ts AS TO_TIMESTAMP_LTZ(COALESCE(`timestamp`, 0), 3),
+            ts AS TO_TIMESTAMP_LTZ({EVENT_MS}, 3),
             WATERMARK FOR ts AS ts - {_interval(settings.detector_out_of_orderness_seconds)}
         ) WITH (
             'connector' = 'kafka',
@@ -107,7 +126,7 @@ def counts_sql(settings: Settings) -> str:
     return f"""
         SELECT
             COALESCE(broadcaster_id, {MALFORMED_KEY}) AS broadcaster_id,
-            MIN(`timestamp`) AS first_ts,
+            MIN({EVENT_MS}) AS first_ts,
             COUNT(*) AS raw_rows,
             COUNT(DISTINCT message_id) FILTER (WHERE `event` IS NULL AND {valid} AND `text` NOT LIKE '!%') AS chat,
             COUNT(DISTINCT message_id) FILTER (WHERE `event` IS NULL AND {valid} AND `text` LIKE '!%') AS commands,
