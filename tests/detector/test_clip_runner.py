@@ -181,3 +181,46 @@ def test_storing_the_same_clip_twice_keeps_one_row(repo, postgres_dsn):
     repo.store_clip(row.id, row.request, clip)
     repo.store_clip(row.id, row.request, clip)
     assert len(clips(postgres_dsn, 12)) == 1
+
+
+def test_state_restored_from_before_the_create_does_not_create_again(repo, postgres_dsn):
+    """A job restored from a checkpoint taken between the detection and its Create Clip holds the
+    lifecycle as still waiting, while the (killed) job it replaces already created the clip: seen
+    in the fault-injection run as a second Twitch clip after a JobManager kill."""
+    from streamscout.detector.lifecycle import ClipLifecycle
+
+    clock = Clock(T0)
+    twitch = ScriptedTwitch([Outcome.ok({"id": "C9"})], [Outcome.ok({"id": "C9", "embed_url": "e", "thumbnail_url": "t"})])
+    runner = make(repo, twitch, clock)
+    open_clips, _ = runner.begin(request(T0 - 30_000, broadcaster=11))
+    (did, lc), = open_clips.items()
+    checkpointed = ClipLifecycle.from_state(lc.to_state())
+    clock.now = T0 + 10_000
+    runner.fire(did, lc)  # the old job creates C9, then dies
+    assert detection_row(postgres_dsn, T0 - 30_000, broadcaster=11) == ("created", 1, "C9", None)
+    # the restored job's timer fires for the checkpointed (still waiting) lifecycle
+    clock.now = T0 + 12_000
+    restored = make(repo, twitch, clock)
+    timers = restored.fire(did, checkpointed)
+    assert twitch.calls == [("create", 11)]  # no second Create Clip
+    assert checkpointed.clip_id == "C9" and len(timers) == 1  # look-ups of C9 continue
+    clock.now = timers[0]
+    assert restored.fire(did, checkpointed) == []
+    assert detection_row(postgres_dsn, T0 - 30_000, broadcaster=11) == ("stored", 1, "C9", None)
+
+
+def test_state_restored_from_before_an_unanswered_create_fails_as_interrupted(repo, postgres_dsn):
+    from streamscout.detector.lifecycle import ClipLifecycle
+
+    clock = Clock(T0)
+    twitch = ScriptedTwitch()
+    runner = make(repo, twitch, clock)
+    open_clips, _ = runner.begin(request(T0 - 35_000, broadcaster=12))
+    (did, lc), = open_clips.items()
+    checkpointed = ClipLifecycle.from_state(lc.to_state())
+    lc.on_timer(T0 + 10_000)  # the attempt is counted ...
+    repo.persist(did, lc)      # ... and persisted; the job died before Twitch answered
+    clock.now = T0 + 11_000
+    assert runner.fire(did, checkpointed) == []
+    assert checkpointed.done and twitch.calls == []
+    assert detection_row(postgres_dsn, T0 - 35_000, broadcaster=12) == ("failed", 1, None, "interrupted")

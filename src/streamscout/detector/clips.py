@@ -214,6 +214,10 @@ class DetectionRepository:
         )
         return [_row(r) for r in rows]
 
+    def detection(self, detection_id: int) -> DetectionRow | None:
+        rows = self._execute(f"SELECT {_COLUMNS} FROM detections WHERE id = %s", (detection_id,))
+        return _row(rows[0]) if rows else None
+
     def clipping_allowed(self, broadcaster_id: int) -> bool:
         rows = self._execute("SELECT allows_clipping FROM streamers WHERE broadcaster_id = %s", (broadcaster_id,))
         return not rows or rows[0][0] is not False
@@ -295,7 +299,26 @@ class ClipRunner:
         return self._resume(rows)
 
     def fire(self, detection_id: int, lc: ClipLifecycle) -> list[int]:
-        return self._run(detection_id, lc, lc.on_timer(self.clock()))
+        """A timer fired. Before a Create Clip, Postgres is asked whether it knows more than ``lc``:
+        a job restored from a checkpoint taken before an earlier attempt (the attempt count is
+        persisted before every call) would otherwise create a second Twitch clip. Postgres wins:
+        ``lc`` is rebuilt from the row (look-ups of the clip made then, or ``interrupted`` when the
+        answer to that attempt was never recorded). ``lc`` is updated in place."""
+        now = self.clock()
+        if lc.phase == L.WAITING and lc.due_ms is not None and now >= lc.due_ms:
+            row = self.repository.detection(detection_id)
+            if row is not None and (row.state != "pending" or row.attempts > lc.attempts):
+                log.warning("detection is further along in Postgres than in the job's state; resuming from Postgres",
+                            extra={"detection_id": detection_id, "state": row.state, "attempts": row.attempts,
+                                   "state_attempts": lc.attempts})
+                resumed, actions = ClipLifecycle.resume(
+                    row.request, self.schedule, db_state=row.state, attempts=row.attempts, clip_id=row.clip_id,
+                    failure_reason=row.failure_reason, updated_at_ms=row.updated_at_ms, now_ms=now)
+                lc.__dict__.update(resumed.__dict__)
+                if row.state in ("stored", "failed"):
+                    return []
+                return self._run(detection_id, lc, actions)
+        return self._run(detection_id, lc, lc.on_timer(now))
 
     def _resume(self, rows: list[DetectionRow]) -> tuple[dict[int, ClipLifecycle], list[int]]:
         adopted, timers = {}, []
