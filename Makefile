@@ -12,7 +12,7 @@ setup:            ## install everything missing (apt packages, .venv, Kafka and 
 test: setup       ## the whole suite: starts the local stack, then unit, integration and e2e tests
 	bash scripts/test.sh
 
-test-quarantine: setup ## end-to-end runs not yet reliable enough for `make test` (spec timings, faults)
+test-quarantine: setup ## tests marked quarantine: not reliable enough for `make test` (none at present)
 	bash scripts/test.sh -m quarantine
 
 test-unit:        ## fast tests only, no services

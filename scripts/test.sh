@@ -22,7 +22,7 @@ if ! "$BIN/streamscout" stack up 2>&1 | tee "$OUT/stack-up.log"; then
   exit 1
 fi
 
-# Quarantined end-to-end runs (`make test-quarantine`) are left out until they pass reliably; see README.
+# Tests marked quarantine (`make test-quarantine`; none at present) are left out until they pass reliably.
 "$BIN/pytest" --junitxml="$OUT/junit.xml" -o junit_family=xunit2 -m "not quarantine" "$@" 2>&1 | tee "$OUT/pytest.log"
 status=${PIPESTATUS[0]}
 

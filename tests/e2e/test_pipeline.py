@@ -44,10 +44,10 @@ def burst(channel: str, at: float, duration: float = 12, multiplier: float = 8) 
 
 
 def check_run(run: DemoRun, bucket_seconds: float, screenshot: Path, faults: bool = False) -> None:
-    """Score a run. With ``faults`` (components were killed during it), a detection outside the
-    injected bursts is reported instead of failing, and a Create Clip may come later than 10 s
-    (its timer can have been interrupted by a crash) but never earlier; every detection must
-    still be clipped exactly once."""
+    """Score a run. With ``faults`` (components were killed during it), a Create Clip may come
+    later than 10 s after its detection (a timer due while the job was down fires when it is
+    restored) but never earlier; everything else is as strict: every burst detected exactly once,
+    nothing on steady chat, every detection clipped exactly once."""
     truth = run.ground_truth()
     last_burst_end = max(b["end_ms"] for b in truth["bursts"])
     # every burst judged; the last create comes 10 s after its detection and the metadata
@@ -60,10 +60,7 @@ def check_run(run: DemoRun, bucket_seconds: float, screenshot: Path, faults: boo
     # every injected burst detected exactly once, nothing on steady chat
     for i, burst_truth in enumerate(truth["bursts"]):
         assert len(result["per_burst"][i]) == 1, (burst_truth, result["per_burst"][i])
-    if not faults:
-        assert result["unmatched"] == [], result["unmatched"]
-    elif result["unmatched"]:
-        print(f"detections outside the injected bursts: {result['unmatched']}")
+    assert result["unmatched"] == [], result["unmatched"]
 
     noclip_id = 910004
     requests_by_clip = {r["clip_id"]: r for r in truth["clip_requests"] if r.get("clip_id")}
@@ -87,9 +84,11 @@ def check_run(run: DemoRun, bucket_seconds: float, screenshot: Path, faults: boo
     assert len(created) == len(clipping)
     assert {c["clip_id"] for c in created} == {d["clip_id"] for d in clipping}
 
-    # the 403 channel is marked so the monitor skips it from now on
+    # the 403 channel is marked so the monitor skips it from now on -- when a burst there made the
+    # detector meet the 403 (the fault run injects none: nothing may refuse the channel then)
+    noclip_burst = any(int(b["broadcaster_id"]) == noclip_id for b in truth["bursts"])
     [(allows,)] = run.rows("SELECT allows_clipping FROM streamers WHERE broadcaster_id = %s", noclip_id)
-    assert allows is False
+    assert allows is (not noclip_burst)
 
     # clips stored with their metadata, served by the API, shown on the page
     stored = run.rows("SELECT clip_id, title, duration_seconds, thumbnail_url, embed_url, url FROM clips")
