@@ -77,6 +77,8 @@ def source_ddl(settings: Settings, startup: str = "group-offsets", bounded: bool
     """The Kafka chat table. ``startup``: group-offsets (resume the group), earliest or latest.
 
     ``bounded`` stops at the offsets that were latest when the job started (the benchmark).
+    Fetches of up to 16 MB per partition instead of Kafka's 1 MB: catching up (after a restart,
+    or in the benchmark) otherwise waits on fetches, ~20 % fewer messages/s here.
 
     Event time is ``timestamp`` only when it is plausible: not missing, not negative and at most
     ``FUTURE_TOLERANCE_SECONDS`` ahead of the TaskManager's clock. Anything else gets event time
@@ -106,6 +108,7 @@ def source_ddl(settings: Settings, startup: str = "group-offsets", bounded: bool
             'scan.startup.mode' = '{mode}',
             'scan.watermark.idle-timeout' = '{int(settings.detector_idleness_seconds * 1000)} ms',
             {bound}
+            'properties.max.partition.fetch.bytes' = '16777216',
             'format' = 'json',
             'json.ignore-parse-errors' = 'true',
             'json.fail-on-missing-field' = 'false'
