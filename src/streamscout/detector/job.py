@@ -62,6 +62,9 @@ EVENT_MS = (
 # Broadcasters silent this long lose their state (a new warm-up if they come back).
 STATE_TTL_HOURS = 2
 MALFORMED_KEY = -1
+# Fixed operator id of the detector (baselines, pending clips): its checkpointed state maps onto a
+# job whose SQL part changed (see submit.flink_run_argv); generated ids depend on the whole graph.
+DETECTOR_UID = "streamscout-detector-v1"
 
 
 def _interval(seconds: float) -> str:
@@ -344,6 +347,7 @@ def build(env: StreamExecutionEnvironment, settings: Settings, startup: str = "g
         .key_by(lambda row: row[0], key_type=Types.LONG())
         .process(DetectorFunction(settings), output_type=Types.STRING())
         .name("spikes-and-clips")
+        .uid(DETECTOR_UID)
         .print()
     )
     return t_env

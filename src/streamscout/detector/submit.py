@@ -128,7 +128,12 @@ def flink_run_argv(settings: Settings, *, checkpoint: Path | None, startup: str,
     job_py = importlib.util.find_spec("streamscout.detector.job").origin
     argv = [str(pyflink_home() / "bin" / "flink"), "run", "-d", "-m", rest.netloc]
     if checkpoint is not None:
-        argv += ["-s", str(checkpoint)]
+        # A new StreamScout version whose SQL plans to different operators cannot map the old
+        # operators' state; Flink would refuse the checkpoint and every retry of this oneshot
+        # with it. Unmatched state is dropped instead: the Kafka source falls back to the
+        # group's committed offsets, open windows restart, and the detector operator, whose uid
+        # is fixed (job.DETECTOR_UID), keeps its baselines and pending clips.
+        argv += ["-s", str(checkpoint), "--allowNonRestoredState"]
     argv += [
         "--jarfile", str(flink_kafka_connector_jar(settings)),
         "-pyexec", python,
