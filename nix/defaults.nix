@@ -54,6 +54,7 @@
     livenessTtlSeconds = 150.0;
     clippingRecheckDays = 7.0;
     stallSeconds = 90.0;
+    kafkaCompression = "lz4";
   };
 
   detector = {

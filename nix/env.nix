@@ -41,6 +41,7 @@ in
   STREAMSCOUT_MONITOR_LIVENESS_TTL_SECONDS = num cfg.monitor.livenessTtlSeconds;
   STREAMSCOUT_MONITOR_CLIPPING_RECHECK_DAYS = num cfg.monitor.clippingRecheckDays;
   STREAMSCOUT_MONITOR_STALL_SECONDS = num cfg.monitor.stallSeconds;
+  STREAMSCOUT_MONITOR_KAFKA_COMPRESSION = cfg.monitor.kafkaCompression;
 
   STREAMSCOUT_DETECTOR_VARIANT = cfg.detector.variant;
   STREAMSCOUT_DETECTOR_BUCKET_SECONDS = num cfg.detector.bucketSeconds;

@@ -293,6 +293,7 @@ in
       livenessTtlSeconds = number defaults.monitor.livenessTtlSeconds "TTL of a channel's Redis liveness key.";
       clippingRecheckDays = number defaults.monitor.clippingRecheckDays "Days before a channel that refused clips is tried again.";
       stallSeconds = number defaults.monitor.stallSeconds "Rebuild the chat connection after this long without messages.";
+      kafkaCompression = opt (types.enum [ "lz4" "gzip" "none" ]) defaults.monitor.kafkaCompression "Codec of the monitor's Kafka batches (lz4 costs the least CPU).";
     };
 
     detector = {
