@@ -7,7 +7,7 @@ with their own registry, topics and Twitch client.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Optional
+from typing import Any
 
 import redis.asyncio as aioredis
 from kafka import KafkaProducer
