@@ -124,6 +124,35 @@ def rows(dsn, sql, *params):
         return conn.execute(sql, params).fetchall()
 
 
+def detection_rows(dsn, broadcaster):
+    """(bucket_start, detected_at, state, clip_id, failure_reason, create_attempts, message_count,
+    updated_at) per detection of one broadcaster, oldest bucket first."""
+    return rows(
+        dsn,
+        "SELECT bucket_start, detected_at, state, clip_id, failure_reason, create_attempts, message_count, updated_at"
+        " FROM detections WHERE broadcaster_id = %s ORDER BY bucket_start",
+        broadcaster,
+    )
+
+
+def clip_requests(truth, broadcaster):
+    """The simulator's recorded Create Clip calls for one broadcaster, in arrival order."""
+    return [r for r in truth["clip_requests"] if r["broadcaster_id"] == str(broadcaster)]
+
+
+def epoch_ms(ts: datetime) -> float:
+    """A naive UTC timestamp from Postgres as epoch milliseconds."""
+    return ts.replace(tzinfo=timezone.utc).timestamp() * 1000
+
+
+def assert_retry_schedule(attempts, detected_at) -> None:
+    """Create Clip 10 s after the detection, retries 2 s and 4 s after the first attempt (± 0.5 s)."""
+    first = attempts[0]["arrived_ms"]
+    assert 9_500 <= first - epoch_ms(detected_at) <= 10_500
+    assert 1_500 <= attempts[1]["arrived_ms"] - first <= 2_500
+    assert 3_500 <= attempts[2]["arrived_ms"] - first <= 4_500
+
+
 def wait_for(what, predicate, timeout):
     """Poll ``predicate`` until it returns something truthy (returned) or ``timeout`` passes."""
     deadline = time.monotonic() + timeout

@@ -32,12 +32,14 @@ import threading
 import time
 import urllib.request
 import uuid
-from datetime import timezone
 
 import pytest
 from kafka import KafkaProducer
 
-from flink_helpers import ChatProducer, create_topic, delete_topic, rows, sim_settings, wait_for, write_token_file
+from flink_helpers import (
+    ChatProducer, assert_retry_schedule, clip_requests, create_topic, delete_topic, detection_rows, epoch_ms, rows,
+    sim_settings, wait_for, write_token_file,
+)
 from streamscout.detector import submit as jobs
 
 pytestmark = pytest.mark.integration
@@ -340,27 +342,11 @@ def diagnose(s, fuzz) -> None:
 
 
 def detections(run, broadcaster):
-    return rows(
-        run["dsn"],
-        "SELECT bucket_start, detected_at, state, clip_id, failure_reason, create_attempts, message_count, updated_at"
-        " FROM detections WHERE broadcaster_id = %s ORDER BY bucket_start",
-        broadcaster,
-    )
+    return detection_rows(run["dsn"], broadcaster)
 
 
 def requests(run, broadcaster):
-    return [r for r in run["truth"]["clip_requests"] if r["broadcaster_id"] == str(broadcaster)]
-
-
-def ms(ts):
-    return ts.replace(tzinfo=timezone.utc).timestamp() * 1000
-
-
-def assert_retry_schedule(attempts, detected_at):
-    first = attempts[0]["arrived_ms"]
-    assert 9_500 <= first - ms(detected_at) <= 10_500
-    assert 1_500 <= attempts[1]["arrived_ms"] - first <= 2_500
-    assert 3_500 <= attempts[2]["arrived_ms"] - first <= 4_500
+    return clip_requests(run["truth"], broadcaster)
 
 
 # --- the job survives and counts -----------------------------------------------------------
@@ -407,7 +393,7 @@ def test_no_detection_outside_the_real_bursts(run):
 
 def test_burst_amid_the_fuzz_yields_exactly_one_clip(run):
     (detection,) = detections(run, A)
-    assert ms(detection[0]) == run["producer"].bucket_start(25)
+    assert epoch_ms(detection[0]) == run["producer"].bucket_start(25)
     assert detection[2] == "stored" and detection[6] == 96  # 120 messages, every fifth a command
     assert [r["status"] for r in requests(run, A)] == [202]
     stored = rows(run["dsn"], "SELECT clip_id FROM clips WHERE broadcaster_id = %s", A)
@@ -432,7 +418,7 @@ def test_garbage_get_clips_answers_are_looked_up_again_per_schedule(run):
     for got, offset in zip(gets, FETCH_OFFSETS):
         assert abs(got - offset * 1000) <= 600, gets
     # Stored by the third look-up.
-    assert abs(ms(detection[7]) - created - FETCH_OFFSETS[2] * 1000) <= 1_000
+    assert abs(epoch_ms(detection[7]) - created - FETCH_OFFSETS[2] * 1000) <= 1_000
     assert rows(run["dsn"], "SELECT clip_id FROM clips WHERE broadcaster_id = %s", D) == [(detection[3],)]
 
 
@@ -450,7 +436,7 @@ def test_hanging_get_clips_times_out_and_is_looked_up_again(run):
     created = requests(run, E)[2]["arrived_ms"]
     gets = [f["ms"] - created for f in run["faults"] if f["method"] == "GET" and f["fault"] == "hang"]
     assert len(gets) == 1 and abs(gets[0] - FETCH_OFFSETS[0] * 1000) <= 600, gets
-    assert abs(ms(detection[7]) - created - FETCH_OFFSETS[1] * 1000) <= 1_000
+    assert abs(epoch_ms(detection[7]) - created - FETCH_OFFSETS[1] * 1000) <= 1_000
     assert rows(run["dsn"], "SELECT clip_id FROM clips WHERE broadcaster_id = %s", E) == [(detection[3],)]
 
 

@@ -14,7 +14,10 @@ import time
 
 import pytest
 
-from flink_helpers import ChatProducer, create_topic, delete_topic, rows, sim_settings, wait_for, write_token_file
+from flink_helpers import (
+    ChatProducer, assert_retry_schedule, clip_requests, create_topic, delete_topic, detection_rows, epoch_ms, rows,
+    sim_settings, wait_for, write_token_file,
+)
 from streamscout.detector import submit as jobs
 
 pytestmark = pytest.mark.integration
@@ -76,28 +79,17 @@ def run(settings, postgres_dsn, tmp_path_factory):
 
 
 def detections(run, broadcaster):
-    return rows(
-        run["dsn"],
-        "SELECT bucket_start, detected_at, state, clip_id, failure_reason, create_attempts, message_count"
-        " FROM detections WHERE broadcaster_id = %s ORDER BY bucket_start",
-        broadcaster,
-    )
+    return detection_rows(run["dsn"], broadcaster)
 
 
 def requests(run, broadcaster):
-    return [r for r in run["truth"]["clip_requests"] if r["broadcaster_id"] == str(broadcaster)]
-
-
-def ms(ts):
-    from datetime import timezone
-
-    return ts.replace(tzinfo=timezone.utc).timestamp() * 1000
+    return clip_requests(run["truth"], broadcaster)
 
 
 def test_each_burst_yields_exactly_one_stored_clip(run):
     found = detections(run, A)
     producer = run["producer"]
-    assert [ms(d[0]) for d in found] == [producer.bucket_start(25), producer.bucket_start(50)]
+    assert [epoch_ms(d[0]) for d in found] == [producer.bucket_start(25), producer.bucket_start(50)]
     assert [d[2] for d in found] == ["stored", "stored"]
     assert [d[6] for d in found] == [96, 96]  # 120 messages, every fifth a command
     stored = rows(run["dsn"], "SELECT clip_id, detected_at, score FROM clips WHERE broadcaster_id = %s ORDER BY detected_at", A)
@@ -110,7 +102,7 @@ def test_each_burst_yields_exactly_one_stored_clip(run):
 def test_create_clip_arrives_ten_seconds_after_detection(run):
     for broadcaster in (A, B):
         for detection, request in zip(detections(run, broadcaster), requests(run, broadcaster), strict=True):
-            delay = request["arrived_ms"] - ms(detection[1])
+            delay = request["arrived_ms"] - epoch_ms(detection[1])
             assert 9_500 <= delay <= 10_500, (broadcaster, delay)
 
 
@@ -118,10 +110,7 @@ def test_transient_errors_are_retried_at_two_and_four_seconds(run):
     (detection,) = detections(run, D)
     attempts = requests(run, D)
     assert [a["status"] for a in attempts] == [503, 503, 202]
-    first = attempts[0]["arrived_ms"]
-    assert 9_500 <= first - ms(detection[1]) <= 10_500
-    assert 1_500 <= attempts[1]["arrived_ms"] - first <= 2_500
-    assert 3_500 <= attempts[2]["arrived_ms"] - first <= 4_500
+    assert_retry_schedule(attempts, detection[1])
     assert detection[2:4] == ("stored", attempts[2]["clip_id"]) and detection[5] == 3
 
 
