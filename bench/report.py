@@ -43,8 +43,12 @@ def rows() -> list[tuple[str, str, str, str]]:
     if det := load("detector"):
         t = det["throughput"]
         out.append(("detector: Kafka → Flink job → detection", "≥ 250,000 msg/s, ≥ 3× the loop",
-                    f"{t['flink_job']['rate_per_s']:,.0f} msg/s incl. start-up vs kafka-python loop {t['kafka_python_loop']['rate_per_s']:,.0f} msg/s "
-                    f"({t['speedup_vs_kafka_python']:.1f}×); state {t['state_per_broadcaster']['value_state_pickled_bytes']} B per broadcaster",
+                    f"{t['flink_job']['rate_excluding_startup_per_s']:,.0f} msg/s sustained "
+                    f"({t['flink_job']['rate_per_s']:,.0f} incl. start-up; first pass on a cold JIT "
+                    f"{t['flink_job']['first_pass_rate_per_s']:,.0f}) vs kafka-python loop "
+                    f"{t['kafka_python_loop']['rate_per_s']:,.0f} msg/s ({t['speedup_vs_kafka_python_excluding_startup']:.1f}×, "
+                    f"{t['speedup_vs_kafka_python']:.1f}× incl. start-up); "
+                    f"state {t['state_per_broadcaster']['value_state_pickled_bytes']} B per broadcaster",
                     f"detector.json, {t['measured_at']}"))
         if lat := det.get("latency"):
             ms = lat["bucket_end_to_detection_ms"]

@@ -35,3 +35,22 @@ def test_planner_accepts_the_source_and_the_window_query():
     assert "`event` IS NULL" in counts_sql(settings)  # USERNOTICE records are not chat
     assert "COUNT(DISTINCT message_id)" in counts_sql(settings)  # at-least-once duplicates count once
     assert "NOT LIKE '!%'" in counts_sql(settings)
+
+
+def test_detector_state_keeps_pyflinks_state_cache():
+    """PyFlink drops its Python-side state cache for some TTL settings, and every state access
+    then waits on the JVM: the detector's state must keep the read-write cache (job.state_descriptor)."""
+    from types import SimpleNamespace
+
+    from pyflink.fn_execution.state_impl import SynchronousKvRuntimeState, SynchronousValueRuntimeState
+
+    from streamscout.detector.job import STATE_TTL_HOURS, state_descriptor
+
+    ttl = state_descriptor()._ttl_config  # PyFlink has no public getter
+    assert ttl.get_ttl().to_milliseconds() == STATE_TTL_HOURS * 3600 * 1000
+    cache = SimpleNamespace(_max_entries=1000)
+    backend = SimpleNamespace(_state_handler=SimpleNamespace(_state_cache=SimpleNamespace(_cache=cache)))
+    state = SynchronousValueRuntimeState("broadcaster", None, backend)
+    state.enable_time_to_live(ttl)
+    assert state._cache_type == SynchronousKvRuntimeState.CacheType.ENABLE_READ_WRITE_CACHE
+    assert cache._max_entries == 1000
