@@ -27,8 +27,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import pickle
+import statistics
 import sys
 import time
 import uuid
@@ -151,7 +151,7 @@ def main() -> int:
     parser.add_argument("--passes", type=int, default=3, help="runs of the job over the topic (the first warms up)")
     parser.add_argument("--baseline-messages", type=int, default=1_000_000)
     # the deployed defaults: STREAMSCOUT_DETECTOR_PARALLELISM=1 over STREAMSCOUT_KAFKA_PARTITIONS=4
-    # partitions (parallelism 2 measured 10-20 % slower here: both cores are busy either way)
+    # partitions (parallelism 2 measured no faster here: both cores are busy either way)
     parser.add_argument("--parallelism", type=int, default=1)
     parser.add_argument("--execution-mode", choices=["process", "thread"], default="process")
     args = parser.parse_args()
@@ -187,14 +187,13 @@ def main() -> int:
         # excluding it errs low.
         again = run_job(empty, args.parallelism, args.execution_mode)
         startup_s = min(startup["net_runtime_s"], again["net_runtime_s"])
-        rates = [args.messages / p["net_runtime_s"] for p in passes]
-        steady = rates[1:] or rates  # the first pass is the JIT's warm-up
+        runtimes = [p["net_runtime_s"] for p in passes]
+        steady = runtimes[1:] or runtimes  # the first pass is the JIT's warm-up
         flink = {
-            "rate_per_s": statistics.median(steady),
-            "rate_excluding_startup_per_s": statistics.median(
-                args.messages / max(0.001, p["net_runtime_s"] - startup_s) for p in passes[1:] or passes),
-            "first_pass_rate_per_s": rates[0],
-            "pass_net_runtimes_s": [p["net_runtime_s"] for p in passes],
+            "rate_per_s": statistics.median(args.messages / r for r in steady),
+            "rate_excluding_startup_per_s": statistics.median(args.messages / max(0.001, r - startup_s) for r in steady),
+            "first_pass_rate_per_s": args.messages / runtimes[0],
+            "pass_net_runtimes_s": runtimes,
             "startup_s": startup_s,
         }
         print(f"detector job: {flink}", flush=True)
